@@ -1,0 +1,36 @@
+# make run   set everything up on a fresh machine and start web, worker and mail sink
+# make test  set up and run lint and the whole test suite
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export FLASK_APP := app
+
+.PHONY: run test lint setup clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+	mkdir -p instance/mail instance/exports
+	flask db upgrade
+
+run: setup
+	$(PY) deploy/check_rabbitmq.py
+	$(PY) deploy/demo_admin.py
+	honcho start -f Procfile
+
+lint: $(STAMP)
+	ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""Every Dramatiq actor. ``dramatiq actors`` imports this package: the broker
+first (from ``broker.py``, configured by the environment), then the actors."""
+
+import broker  # noqa: F401  (sets up the broker before any actor is declared)
+from actors.emails import send_email
+
+__all__ = ["send_email"]

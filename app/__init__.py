@@ -1,0 +1,47 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from app import config as settings
+from app.db import db, engine_options
+from app.extensions import mail, migrate
+
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment; ``config`` overrides any setting."""
+    app = Flask(__name__, instance_path=str(settings.INSTANCE))
+    app.config.update(settings.from_env())
+    app.config.update(config or {})
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or settings.secret_key()
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["DATABASE_URL"])
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    _ensure_sqlite_directory(app.config["DATABASE_URL"])
+
+    db.init_app(app)
+    mail.init_app(app)
+    migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
+
+    from app import errors
+    from app.api import api
+    from app.cli import register_cli
+    from app.ops import ops
+
+    errors.register(app)
+    app.register_blueprint(api)
+    app.register_blueprint(ops)
+    register_cli(app)
+    return app
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

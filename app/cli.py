@@ -1,0 +1,72 @@
+"""``flask --app app ...`` commands (``db`` comes from Flask-Migrate)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import auth
+from app.db import db
+from app.jobs import outbox
+from app.jobs.listing import newest_first
+from app.models import JOB_STATUSES, Job
+
+users_cli = AppGroup("users", help="Manage users.")
+jobs_cli = AppGroup("jobs", help="Inspect and move background jobs.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password", required=True, help="The user's password.")
+@click.option("--admin", is_flag=True, help="Give the user access to the admin pages.")
+def create_user(email: str, password: str, admin: bool) -> None:
+    """Create a user."""
+    if not password:
+        raise click.BadParameter("must not be empty", param_hint="--password")
+    try:
+        user = auth.create_user(email, password, admin=admin)
+    except IntegrityError:
+        db.session.rollback()
+        raise click.ClickException(f"a user with the email {email} already exists") from None
+    click.echo(f"created {'admin' if admin else 'user'} {user.email} (id {user.id})")
+
+
+@jobs_cli.command("list")
+@click.option("--status", type=click.Choice(JOB_STATUSES))
+@click.option("--actor")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
+    """One line per job, newest first."""
+    query = select(Job)
+    if status:
+        query = query.where(Job.status == status)
+    if actor:
+        query = query.where(Job.actor == actor)
+    for job in db.session.scalars(newest_first(query, limit=limit)):
+        error = f"  {job.error_type}: {job.error_message}" if job.error_type else ""
+        click.echo(
+            f"{job.id}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<9}  "
+            f"{job.actor:<20}  attempts={job.attempts}{error}"
+        )
+
+
+@jobs_cli.command("relay")
+def relay() -> None:
+    """Publish every job that is committed but not yet handed to the broker."""
+    total = 0
+    while published := outbox.relay():
+        total += published
+    pending = db.session.scalar(
+        select(db.func.count()).where(Job.published_at.is_(None), Job.status == "queued")
+    )
+    click.echo(f"published {total} job(s); {pending} still waiting for the broker")
+    if pending:
+        raise SystemExit(1)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(jobs_cli)

@@ -1,0 +1,111 @@
+"""Settings, read from the environment in one place.
+
+Every variable is optional (see the contract); tests pass overrides to
+``create_app(config)`` instead of touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+_INTS = {
+    "MAIL_PORT": 8025,
+    "EXPORT_ATTACH_MAX_BYTES": 5 * 1024 * 1024,
+    "EXPORT_LINK_TTL_S": 7 * 24 * 3600,
+    "EMAIL_MAX_RETRIES": 5,
+    "EXPORT_MAX_RETRIES": 3,
+    "RETRY_MIN_BACKOFF_MS": 15_000,
+    "RETRY_MAX_BACKOFF_MS": 3_600_000,
+    "RESEND_INTERVAL_S": 600,
+    "EMAIL_RESEND_MAX_ROUNDS": 3,
+    "CLEANUP_INTERVAL_S": 3600,
+    "JOB_RETENTION_DAYS": 30,
+    "FAILED_JOB_RETENTION_DAYS": 90,
+    "RELAY_INTERVAL_S": 10,
+}
+_STRINGS = {
+    "DATABASE_URL": f"sqlite:///{INSTANCE / 'app.db'}",
+    "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    "MAIL_SERVER": "127.0.0.1",
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "noreply@localhost",
+    "EXPORT_DIR": str(INSTANCE / "exports"),
+}
+_BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the application cannot use."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def _sqlite_relative_to_root(url: str) -> str:
+    """``sqlite:///instance/app.db`` means relative to the repository root,
+    whatever directory a process was started from."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        path = url[len(prefix) :]
+        if not path.startswith(":memory:"):
+            return prefix + str(ROOT / path)
+    return url
+
+
+def secret_key() -> str:
+    """Generated once and kept in ``instance/`` so that sessions and signed
+    links survive restarts and are shared by web and worker processes."""
+    path = INSTANCE / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: when two processes start at once, the first one's key wins.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict:
+    """All settings as a dict of Flask config keys."""
+    env = os.environ if environ is None else environ
+    settings: dict = {}
+    for name, default in _STRINGS.items():
+        settings[name] = env.get(name) or default
+    for name, default in _INTS.items():
+        settings[name] = _parse_int(name, env[name]) if env.get(name) else default
+    for name, default in _BOOLS.items():
+        settings[name] = _parse_bool(name, env[name]) if name in env else default
+    settings["DATABASE_URL"] = _sqlite_relative_to_root(settings["DATABASE_URL"])
+    if settings["RETRY_MIN_BACKOFF_MS"] > settings["RETRY_MAX_BACKOFF_MS"]:
+        raise ConfigError("RETRY_MIN_BACKOFF_MS must not exceed RETRY_MAX_BACKOFF_MS")
+    # None until create_app fills it in with ``secret_key()``: reading settings
+    # (as broker.py does) must not write files.
+    settings["SECRET_KEY"] = env.get("SECRET_KEY") or None
+    return settings

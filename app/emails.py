@@ -1,0 +1,139 @@
+"""Emails: queueing one (with its job and idempotency key), delivering it through
+Flask-Mail, and its state as users see it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from flask_mail import Message
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db import db, utcnow
+from app.extensions import mail
+from app.jobs import outbox, state
+from app.models import Email, Job, new_id
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class EmailNotFound(LookupError):
+    """The message names an email that has no row; retrying cannot help."""
+
+
+def status(email: Email) -> str:
+    """queued, sending, sent or failed: derived from ``sent_at`` and the current
+    job, so that it can never disagree with the job. A missing job was deleted
+    after finishing without sending, so the email failed."""
+    if email.sent_at is not None:
+        return "sent"
+    job = email.job
+    if job is None or job.status in ("failed", "cancelled"):
+        return "failed"
+    if job.status == "queued":
+        return "queued"
+    return "sending"
+
+
+def queue_email(*, user_id: int, to: str, subject: str, body: str, html: str | None,
+                idempotency_key: str | None) -> tuple[Email, bool]:
+    """Commit an email and its job, then publish the job. Returns the email and
+    whether it is new; a repeated idempotency key returns the first email."""
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(user_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    job = state.new_job(
+        actor="send_email",
+        queue="emails",
+        args=[],
+        max_retries=current_app.config["EMAIL_MAX_RETRIES"],
+        user_id=user_id,
+    )
+    email = Email(
+        id=new_id(),
+        user_id=user_id,
+        job_id=job.id,
+        to=to,
+        subject=subject,
+        body=body,
+        html=html,
+        message_id=f"<{job.id}@{_mail_domain()}>",
+        idempotency_key=idempotency_key,
+        created_at=utcnow(),
+    )
+    job.args = [email.id]
+    db.session.add(email)
+    try:
+        outbox.commit_and_publish(job)
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its email.
+        db.session.rollback()
+        existing = _by_idempotency_key(user_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return email, True
+
+
+def _by_idempotency_key(user_id: int, key: str) -> Email | None:
+    email = db.session.scalar(
+        select(Email).where(Email.user_id == user_id, Email.idempotency_key == key)
+    )
+    if email is None or email.created_at > utcnow() - IDEMPOTENCY_WINDOW:
+        return email
+    # Past the window the key may be used again: release it from the old email.
+    db.session.execute(update(Email).where(Email.id == email.id).values(idempotency_key=None))
+    return None
+
+
+def _mail_domain() -> str:
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    address = sender[1] if isinstance(sender, tuple) else sender
+    return address.rpartition("@")[2].strip("> ") or "localhost"
+
+
+def deliver(email_id: str) -> None:
+    """Send the email unless it is already recorded as sent, which makes a
+    redelivered message harmless. The Message-ID header is the same on every
+    attempt, so a receiving server can also drop a duplicate when a worker dies
+    between the SMTP server's acceptance and the ``sent_at`` write."""
+    email = db.session.get(Email, email_id)
+    if email is None:
+        raise EmailNotFound(email_id)
+    if email.sent_at is not None:
+        return
+    message = Message(
+        subject=email.subject,
+        recipients=[email.to],
+        body=email.body,
+        html=email.html,
+        extra_headers={"Message-ID": email.message_id},
+    )
+    db.session.execute(
+        update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
+    )
+    # Commit before talking to the SMTP server: no transaction stays open over the network.
+    db.session.commit()
+    mail.send(message)
+    db.session.execute(update(Email).where(Email.id == email_id).values(sent_at=utcnow()))
+    db.session.commit()
+
+
+def to_dict(email: Email) -> dict:
+    job: Job | None = email.job
+    error = None
+    if job is not None and job.error_type and status(email) != "sent":
+        error = {"type": job.error_type, "message": job.error_message}
+    return {
+        "id": email.id,
+        "to": email.to,
+        "subject": email.subject,
+        "status": status(email),
+        "attempts": email.attempts,
+        "resend_rounds": email.resend_rounds,
+        "sent_at": email.sent_at.isoformat() if email.sent_at else None,
+        "job_id": email.job_id,
+        "error": error,
+    }

@@ -1,0 +1,41 @@
+"""Newest-first job listing with a keyset cursor, shared by the API and the CLI.
+
+The cursor is the last row's (created_at, id): the next page starts strictly
+after it, so a deep page costs as much as the first, with no OFFSET scan."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select
+
+from app.models import Job
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created_at), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(cursor) from None
+
+
+def newest_first(query: Select | None = None, *, cursor: str | None = None, limit: int) -> Select:
+    query = select(Job) if query is None else query
+    if cursor:
+        created_at, job_id = decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    return query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)

@@ -1,0 +1,98 @@
+"""Enqueue through the database (the transactional outbox).
+
+A job is published only after its row is committed, and its row records when the
+broker confirmed the message (``published_at``). If publishing fails, the row stays
+``queued`` with no ``published_at`` and ``relay`` publishes it later, so no job is
+lost between the database and the broker.
+
+A job may be published twice (a crash between the broker's confirm and the
+``published_at`` write, or two relays at once); that is harmless, because a
+worker runs a message only when ``state.start_attempt`` moves its job from
+``queued`` or ``retrying`` to ``running``, which happens once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from sqlalchemy import select
+
+from app.db import db
+from app.jobs import state
+from app.models import Job
+
+logger = logging.getLogger(__name__)
+
+RELAY_BATCH = 500
+
+
+def get_broker() -> dramatiq.Broker:
+    import broker  # noqa: F401  (its import sets up the process's broker from the environment)
+
+    return dramatiq.get_broker()
+
+
+def message_for(job: Job) -> dramatiq.Message:
+    return dramatiq.Message(
+        queue_name=job.queue,
+        actor_name=job.actor,
+        args=tuple(job.args),
+        kwargs={},
+        options={},
+        message_id=job.id,
+        message_timestamp=int(job.created_at.timestamp() * 1000),
+    )
+
+
+def commit_and_publish(*jobs: Job) -> None:
+    """Commit the current transaction, then publish its new jobs. The messages
+    are built first, so publishing touches no database transaction."""
+    messages = [message_for(job) for job in jobs]
+    db.session.commit()
+    for message in messages:
+        publish(message)
+
+
+def publish(message: dramatiq.Message) -> bool:
+    """Hand a committed job's message to the broker; True once the broker has
+    confirmed it.
+
+    Never raises for a broker fault: the row is safe in the database and the
+    relay will publish it when the broker is back."""
+    broker = get_broker()
+    try:
+        broker.declare_queue(message.queue_name)
+        broker.enqueue(message)
+    except Exception:
+        logger.warning(
+            "job %s not published; the relay will retry", message.message_id, exc_info=True
+        )
+        return False
+    state.mark_published(message.message_id)
+    return True
+
+
+def relay(*, limit: int = RELAY_BATCH) -> int:
+    """Publish jobs that are committed but not yet handed to the broker, oldest
+    first. Stops at the first failure (the broker is down: the rest would fail
+    too). Returns how many were published."""
+    published = 0
+    while published < limit:
+        messages = [
+            message_for(job)
+            for job in db.session.scalars(
+                select(Job)
+                .where(Job.published_at.is_(None), Job.status == "queued")
+                .order_by(Job.created_at, Job.id)
+                .limit(min(100, limit - published))
+            )
+        ]
+        db.session.rollback()  # publish outside any transaction
+        if not messages:
+            break
+        for message in messages:
+            if not publish(message):
+                return published
+            published += 1
+    return published

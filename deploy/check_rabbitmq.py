@@ -1,0 +1,61 @@
+"""Make sure RabbitMQ answers at BROKER_URL before ``make run`` starts the
+processes; start a locally installed ``rabbitmq-server`` if it does not."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pika  # noqa: E402
+
+from app.config import from_env  # noqa: E402
+
+WAIT_S = 60
+
+
+def reachable(url: str) -> bool:
+    parameters = pika.URLParameters(url)
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = 2
+    try:
+        pika.BlockingConnection(parameters).close()
+        return True
+    except pika.exceptions.AMQPError:
+        return False
+
+
+def main() -> int:
+    url = from_env()["BROKER_URL"]
+    if reachable(url):
+        return 0
+    server = shutil.which("rabbitmq-server")
+    if server is None:
+        print(
+            f"RabbitMQ is not reachable at {url}.\n"
+            "Start it, for example with `sudo systemctl start rabbitmq-server` or\n"
+            "`docker run -d -p 5672:5672 rabbitmq:3`, or set BROKER_URL, then run `make run` again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"RabbitMQ is not reachable at {url}; starting the local rabbitmq-server ...")
+    subprocess.run([server, "-detached"], check=False)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if reachable(url):
+            print("RabbitMQ is up.")
+            return 0
+        time.sleep(1)
+    print(
+        f"RabbitMQ did not come up within {WAIT_S}s; see `rabbitmqctl status` and its log.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
