@@ -1,0 +1,95 @@
+"""Shared fixtures. Unit tests: SQLite and the StubBroker. Integration tests
+(``tests/integration``) bring the real RabbitMQ, PostgreSQL and SMTP server."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports broker.py: unit tests use the StubBroker and short backoffs.
+os.environ["BROKER_URL"] = "stub://"
+os.environ.setdefault("RETRY_MIN_BACKOFF_MS", "10")
+os.environ.setdefault("RETRY_MAX_BACKOFF_MS", "50")
+os.environ.setdefault("SECRET_KEY", "test-secret")
+
+import dramatiq  # noqa: E402
+import pytest  # noqa: E402
+
+import actors  # noqa: E402,F401  (declares the actors on the stub broker)
+import broker as broker_module  # noqa: E402
+from app import auth, create_app  # noqa: E402
+from app.db import db  # noqa: E402
+from app.jobs.middleware import AppContext  # noqa: E402
+from tests.support.smtp import SmtpServer  # noqa: E402
+
+
+@pytest.fixture()
+def smtp_server():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def app(tmp_path, smtp_server):
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": smtp_server.port,
+            "EXPORT_DIR": str(tmp_path / "exports"),
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def stub_broker(app):
+    broker = broker_module.broker
+    dramatiq.set_broker(broker)
+    for middleware in broker.middleware:
+        if isinstance(middleware, AppContext):
+            middleware.app = app
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture()
+def stub_worker(stub_broker):
+    worker = dramatiq.Worker(stub_broker, worker_timeout=50, worker_threads=2)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def _make_user(app, email: str, *, admin: bool = False):
+    with app.app_context():
+        user = auth.create_user(email, "correct horse", admin=admin)
+        token = auth.issue_token(user)
+        return user.id, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def user(app):
+    """(user_id, auth headers) of an ordinary user."""
+    return _make_user(app, "alice@example.com")
+
+
+@pytest.fixture()
+def other_user(app):
+    return _make_user(app, "bob@example.com")
+
+
+@pytest.fixture()
+def admin(app):
+    return _make_user(app, "admin@example.com", admin=True)

@@ -1,0 +1,115 @@
+"""The job row follows what the worker does with its message (StubBroker, SQLite)."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+
+from app.db import db
+from app.jobs import outbox, state
+from app.models import Job
+
+
+@pytest.fixture()
+def flaky_actor(stub_broker):
+    """An actor that fails its first ``failures`` calls, then succeeds."""
+    calls = {"count": 0, "failures": 0}
+
+    @dramatiq.actor(queue_name="tests", max_retries=2, min_backoff=1, max_backoff=5)
+    def flaky():
+        calls["count"] += 1
+        if calls["count"] <= calls["failures"]:
+            raise ConnectionError(f"attempt {calls['count']} failed")
+
+    yield calls
+    del stub_broker.actors["flaky"]
+
+
+def _enqueue(app, actor="flaky", queue="tests", max_retries=2) -> str:
+    with app.app_context():
+        job = state.new_job(actor=actor, queue=queue, args=[], max_retries=max_retries)
+        outbox.commit_and_publish(job)
+        return job.id
+
+
+def _job(app, job_id) -> Job:
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        job.history  # noqa: B018  (load it while the session is open)
+        return job
+
+
+def _drain(stub_broker, stub_worker, queue="tests"):
+    stub_broker.join(queue, fail_fast=False)
+    stub_worker.join()
+
+
+def test_successful_job_is_succeeded_with_one_attempt(app, stub_broker, stub_worker, flaky_actor):
+    job_id = _enqueue(app)
+    _drain(stub_broker, stub_worker)
+
+    job = _job(app, job_id)
+    assert job.status == "succeeded"
+    assert job.published_at is not None
+    assert [(a.attempt, a.outcome) for a in job.history] == [(1, "succeeded")]
+
+
+def test_failed_attempts_retry_then_succeed_keeping_each_error(app, stub_broker, stub_worker, flaky_actor):
+    flaky_actor["failures"] = 2
+    job_id = _enqueue(app)
+    _drain(stub_broker, stub_worker)
+
+    job = _job(app, job_id)
+    assert job.status == "succeeded"
+    assert job.error_type is None
+    outcomes = [(a.attempt, a.outcome, a.error_type) for a in job.history]
+    assert outcomes == [(1, "failed", "ConnectionError"), (2, "failed", "ConnectionError"),
+                        (3, "succeeded", None)]
+    assert "attempt 1 failed" in job.history[0].traceback
+
+
+def test_job_fails_when_retries_run_out_and_is_dead_lettered(app, stub_broker, stub_worker, flaky_actor):
+    flaky_actor["failures"] = 99
+    job_id = _enqueue(app)
+    _drain(stub_broker, stub_worker)
+
+    job = _job(app, job_id)
+    assert job.status == "failed"
+    assert job.finished_at is not None
+    assert (job.error_type, job.error_message) == ("ConnectionError", "attempt 3 failed")
+    assert len(job.history) == 3  # the first attempt and max_retries=2 retries
+    assert [m.message_id for m in stub_broker.dead_letters] == [job_id]
+
+
+def test_message_without_a_job_row_is_dead_lettered_without_running(app, stub_broker, stub_worker, flaky_actor):
+    stub_broker.enqueue(dramatiq.Message(queue_name="tests", actor_name="flaky", args=(), kwargs={},
+                                         options={}, message_id="no-such-job"))
+    _drain(stub_broker, stub_worker)
+
+    assert flaky_actor["count"] == 0
+    assert [m.message_id for m in stub_broker.dead_letters] == ["no-such-job"]
+
+
+def test_duplicate_message_of_a_finished_job_does_not_run_again(app, stub_broker, stub_worker, flaky_actor):
+    job_id = _enqueue(app)
+    _drain(stub_broker, stub_worker)
+
+    # When the same message arrives again (a second publish by the relay)
+    with app.app_context():
+        outbox.publish(outbox.message_for(db.session.get(Job, job_id)))
+    _drain(stub_broker, stub_worker)
+
+    assert flaky_actor["count"] == 1
+    assert len(_job(app, job_id).history) == 1
+
+
+def test_cancelled_job_is_skipped(app, stub_broker, stub_worker, flaky_actor):
+    with app.app_context():
+        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        job.status = "cancelled"
+        outbox.commit_and_publish(job)
+        job_id = job.id
+    _drain(stub_broker, stub_worker)
+
+    assert flaky_actor["count"] == 0
+    assert _job(app, job_id).status == "cancelled"

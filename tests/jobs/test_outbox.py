@@ -1,0 +1,60 @@
+"""Enqueue through the database: commit first, publish after, relay what failed."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from app.db import db
+from app.jobs import outbox, state
+from app.models import Job
+
+
+class DownBroker(StubBroker):
+    """A broker that refuses every publish, like RabbitMQ while it is down."""
+
+    def enqueue(self, message, *, delay=None):
+        raise dramatiq.errors.ConnectionClosed(OSError("connection refused"))
+
+
+@pytest.fixture()
+def down_broker(stub_broker):
+    down = DownBroker()
+    dramatiq.set_broker(down)
+    yield down
+    dramatiq.set_broker(stub_broker)
+
+
+def _new_job(app) -> str:
+    with app.app_context():
+        job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=0)
+        outbox.commit_and_publish(job)
+        return job.id
+
+
+def test_publish_failure_leaves_the_job_queued_and_unpublished(app, down_broker):
+    job_id = _new_job(app)
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.published_at) == ("queued", None)
+
+
+def test_relay_publishes_each_unpublished_job_once(app, stub_broker, down_broker):
+    ids = {_new_job(app) for _ in range(3)}
+    dramatiq.set_broker(stub_broker)
+    with app.app_context():
+        assert outbox.relay() == 3
+        assert outbox.relay() == 0
+    assert {m.message_id for m in _messages(stub_broker, "emails")} == ids
+
+
+def test_relay_stops_at_the_first_broker_failure(app, down_broker):
+    _new_job(app)
+    with app.app_context():
+        assert outbox.relay() == 0
+
+
+def _messages(broker, queue):
+    q = broker.queues[queue]
+    return [dramatiq.Message.decode(data) for data in list(q.queue)]

@@ -1,0 +1,50 @@
+"""A real SMTP server (aiosmtpd) that records what it accepts and can be told to
+refuse, to stall, or to stop listening."""
+
+from __future__ import annotations
+
+import email
+import threading
+from email.message import Message
+
+from aiosmtpd.controller import Controller
+
+from tests.support.services import free_port
+
+
+class Recorder:
+    def __init__(self):
+        self.messages: list[Message] = []
+        self.arrived = threading.Condition()
+        self.reply: str | None = None  # e.g. "451 try later": refuse instead of accepting
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.reply is not None:
+            return self.reply
+        with self.arrived:
+            self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[Message]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
+            return list(self.messages)
+
+
+class SmtpServer:
+    def __init__(self):
+        self.port = free_port()
+        self.recorder = Recorder()
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def messages(self) -> list[Message]:
+        return list(self.recorder.messages)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
