@@ -109,8 +109,8 @@ def deliver(email_id: str) -> None:
         recipients=[email.to],
         body=email.body,
         html=email.html,
-        extra_headers={"Message-ID": email.message_id},
     )
+    message.msgId = email.message_id
     db.session.execute(
         update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
     )

@@ -29,6 +29,11 @@ class TcpProxy:
     def stop(self) -> None:
         """Refuse new connections and cut every open one."""
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:

@@ -1,0 +1,96 @@
+"""Integration fixtures: a RabbitMQ vhost, a PostgreSQL database, a real SMTP
+server and real worker processes, each of the test's own."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from flask_migrate import upgrade
+
+import broker as broker_module
+from app import create_app
+from app.db import db
+from tests.support.services import PostgresDatabase, RabbitVhost
+from tests.support.worker import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    """A database migrated with Alembic once per session; tests copy it."""
+    template = PostgresDatabase()
+    app = create_app({"DATABASE_URL": template.url()})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield template.name
+    template.drop()
+
+
+@pytest.fixture()
+def postgres(pg_template):
+    database = PostgresDatabase(template=pg_template)
+    yield database
+    database.drop()
+
+
+@pytest.fixture()
+def vhost():
+    vhost = RabbitVhost()
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture()
+def rabbit_broker(vhost, stub_broker):
+    """The test process publishes to the test's vhost, as the web would."""
+    broker = broker_module.build_broker(vhost.url())
+    dramatiq.set_broker(broker)
+    yield broker
+    broker.close()
+    dramatiq.set_broker(stub_broker)
+
+
+@pytest.fixture()
+def live_app(postgres, smtp_server, tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": postgres.url(),
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": smtp_server.port,
+            "EXPORT_DIR": str(tmp_path / "exports"),
+        }
+    )
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def worker_env(live_app, vhost, smtp_server):
+    return {
+        "DATABASE_URL": live_app.config["DATABASE_URL"],
+        "BROKER_URL": vhost.url(),
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_server.port),
+        "EXPORT_DIR": live_app.config["EXPORT_DIR"],
+        "SECRET_KEY": live_app.config["SECRET_KEY"],
+        "RETRY_MIN_BACKOFF_MS": "100",
+        "RETRY_MAX_BACKOFF_MS": "500",
+    }
+
+
+@pytest.fixture()
+def start_worker(worker_env, tmp_path):
+    """Start worker processes; every one still running is stopped afterwards."""
+    workers: list[WorkerProcess] = []
+
+    def start(*extra_modules: str, **env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = WorkerProcess({**worker_env, **env}, log, *extra_modules)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
