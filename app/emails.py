@@ -36,8 +36,9 @@ def status(email: Email) -> str:
     return "sending"
 
 
-def queue_email(*, user_id: int, to: str, subject: str, body: str, html: str | None,
-                idempotency_key: str | None) -> tuple[Email, bool]:
+def queue_email(
+    *, user_id: int, to: str, subject: str, body: str, html: str | None, idempotency_key: str | None
+) -> tuple[Email, bool]:
     """Commit an email and its job, then publish the job. Returns the email and
     whether it is new; a repeated idempotency key returns the first email."""
     if idempotency_key is not None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pika  # noqa: E402
+import pika
 
-from app.config import from_env  # noqa: E402
+from app.config import from_env
 
 WAIT_S = 60
 
@@ -38,7 +38,8 @@ def main() -> int:
         print(
             f"RabbitMQ is not reachable at {url}.\n"
             "Start it, for example with `sudo systemctl start rabbitmq-server` or\n"
-            "`docker run -d -p 5672:5672 rabbitmq:3`, or set BROKER_URL, then run `make run` again.",
+            "`docker run -d -p 5672:5672 rabbitmq:3`, or set BROKER_URL,\n"
+            "then run `make run` again.",
             file=sys.stderr,
         )
         return 1

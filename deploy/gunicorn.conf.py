@@ -1,4 +1,5 @@
-"""Gunicorn settings for the web process: ``gunicorn -c deploy/gunicorn.conf.py "app:create_app()"``."""
+"""Gunicorn settings for the web process:
+``gunicorn -c deploy/gunicorn.conf.py "app:create_app()"``."""
 
 import os
 

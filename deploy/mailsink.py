@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--directory", type=Path, default=ROOT / "instance" / "mail")
     options = parser.parse_args()
-    controller = Controller(SaveToDirectory(options.directory), hostname=options.host, port=options.port)
+    controller = Controller(
+        SaveToDirectory(options.directory), hostname=options.host, port=options.port
+    )
     controller.start()
     print(f"mail sink on {options.host}:{options.port}, saving to {options.directory}", flush=True)
     try:

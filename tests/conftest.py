@@ -11,15 +11,15 @@ os.environ.setdefault("RETRY_MIN_BACKOFF_MS", "10")
 os.environ.setdefault("RETRY_MAX_BACKOFF_MS", "50")
 os.environ.setdefault("SECRET_KEY", "test-secret")
 
-import dramatiq  # noqa: E402
-import pytest  # noqa: E402
+import dramatiq
+import pytest
 
-import actors  # noqa: E402,F401  (declares the actors on the stub broker)
-import broker as broker_module  # noqa: E402
-from app import auth, create_app  # noqa: E402
-from app.db import db  # noqa: E402
-from app.jobs.middleware import AppContext  # noqa: E402
-from tests.support.smtp import SmtpServer  # noqa: E402
+import actors  # noqa: F401  (declares the actors on the stub broker)
+import broker as broker_module
+from app import auth, create_app
+from app.db import db
+from app.jobs.middleware import AppContext
+from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture()

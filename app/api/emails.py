@@ -26,7 +26,11 @@ def create_email():
     fields.check()
 
     email, _ = emails.queue_email(
-        user_id=g.user.id, to=to, subject=subject, body=body, html=html,
+        user_id=g.user.id,
+        to=to,
+        subject=subject,
+        body=body,
+        html=html,
         idempotency_key=key.strip() if key else None,
     )
     response = jsonify(job_id=email.job_id, email_id=email.id, status=emails.status(email))

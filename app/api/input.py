@@ -26,8 +26,15 @@ class Fields:
         self.body = body
         self.errors: dict[str, str] = {}
 
-    def text(self, name: str, *, required: bool = True, max_length: int | None = None,
-             single_line: bool = False, allow_empty: bool = False) -> str | None:
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        max_length: int | None = None,
+        single_line: bool = False,
+        allow_empty: bool = False,
+    ) -> str | None:
         value = self.body.get(name)
         if value is None:
             if required:

@@ -84,8 +84,12 @@ def list_jobs():
     try:
         query = newest_first(query, cursor=request.args.get("cursor"), limit=int(limit) + 1)
     except BadCursor:
-        raise ApiError(422, "invalid query parameters", {"cursor": "is not a valid cursor"}) from None
+        raise ApiError(
+            422, "invalid query parameters", {"cursor": "is not a valid cursor"}
+        ) from None
     jobs = db.session.scalars(query).all()
     page = jobs[: int(limit)]
     next_cursor = encode_cursor(page[-1]) if len(jobs) > int(limit) else None
-    return jsonify(items=[job_to_dict(j, admin=g.user.is_admin) for j in page], next_cursor=next_cursor)
+    return jsonify(
+        items=[job_to_dict(j, admin=g.user.is_admin) for j in page], next_cursor=next_cursor
+    )

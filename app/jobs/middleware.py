@@ -87,7 +87,9 @@ class JobState(Middleware):
             return
         error = sys.exc_info()[1] or RuntimeError("attempt failed")
         job_id, attempt = current
-        state.fail_attempt(job_id, attempt, error, retry_at=utcnow() + timedelta(milliseconds=delay))
+        state.fail_attempt(
+            job_id, attempt, error, retry_at=utcnow() + timedelta(milliseconds=delay)
+        )
         self._local.current = None
 
     def after_process_message(self, broker, message, *, result=None, exception=None):

@@ -144,6 +144,8 @@ def _close_attempt(job_id: str, attempt: int, **values) -> None:
 
 def mark_published(job_id: str) -> None:
     db.session.execute(
-        update(Job).where(Job.id == job_id, Job.published_at.is_(None)).values(published_at=utcnow())
+        update(Job)
+        .where(Job.id == job_id, Job.published_at.is_(None))
+        .values(published_at=utcnow())
     )
     db.session.commit()

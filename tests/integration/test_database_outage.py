@@ -17,8 +17,14 @@ EMAIL = {"to": "carol@example.com", "subject": "Hello", "body": "Hi"}
 @pytest.fixture()
 def proxied_app(postgres, smtp_server, tmp_path):
     proxy = TcpProxy("127.0.0.1", 5432).start()
-    app = create_app({"TESTING": True, "DATABASE_URL": postgres.url(port=proxy.port),
-                      "MAIL_PORT": smtp_server.port, "EXPORT_DIR": str(tmp_path)})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": postgres.url(port=proxy.port),
+            "MAIL_PORT": smtp_server.port,
+            "EXPORT_DIR": str(tmp_path),
+        }
+    )
     yield app, proxy
     proxy.stop()
     with app.app_context():

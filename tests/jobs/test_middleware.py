@@ -54,7 +54,9 @@ def test_successful_job_is_succeeded_with_one_attempt(app, stub_broker, stub_wor
     assert [(a.attempt, a.outcome) for a in job.history] == [(1, "succeeded")]
 
 
-def test_failed_attempts_retry_then_succeed_keeping_each_error(app, stub_broker, stub_worker, flaky_actor):
+def test_failed_attempts_retry_then_succeed_keeping_each_error(
+    app, stub_broker, stub_worker, flaky_actor
+):
     flaky_actor["failures"] = 2
     job_id = _enqueue(app)
     _drain(stub_broker, stub_worker)
@@ -63,12 +65,17 @@ def test_failed_attempts_retry_then_succeed_keeping_each_error(app, stub_broker,
     assert job.status == "succeeded"
     assert job.error_type is None
     outcomes = [(a.attempt, a.outcome, a.error_type) for a in job.history]
-    assert outcomes == [(1, "failed", "ConnectionError"), (2, "failed", "ConnectionError"),
-                        (3, "succeeded", None)]
+    assert outcomes == [
+        (1, "failed", "ConnectionError"),
+        (2, "failed", "ConnectionError"),
+        (3, "succeeded", None),
+    ]
     assert "attempt 1 failed" in job.history[0].traceback
 
 
-def test_job_fails_when_retries_run_out_and_is_dead_lettered(app, stub_broker, stub_worker, flaky_actor):
+def test_job_fails_when_retries_run_out_and_is_dead_lettered(
+    app, stub_broker, stub_worker, flaky_actor
+):
     flaky_actor["failures"] = 99
     job_id = _enqueue(app)
     _drain(stub_broker, stub_worker)
@@ -81,16 +88,28 @@ def test_job_fails_when_retries_run_out_and_is_dead_lettered(app, stub_broker, s
     assert [m.message_id for m in stub_broker.dead_letters] == [job_id]
 
 
-def test_message_without_a_job_row_is_dead_lettered_without_running(app, stub_broker, stub_worker, flaky_actor):
-    stub_broker.enqueue(dramatiq.Message(queue_name="tests", actor_name="flaky", args=(), kwargs={},
-                                         options={}, message_id="no-such-job"))
+def test_message_without_a_job_row_is_dead_lettered_without_running(
+    app, stub_broker, stub_worker, flaky_actor
+):
+    stub_broker.enqueue(
+        dramatiq.Message(
+            queue_name="tests",
+            actor_name="flaky",
+            args=(),
+            kwargs={},
+            options={},
+            message_id="no-such-job",
+        )
+    )
     _drain(stub_broker, stub_worker)
 
     assert flaky_actor["count"] == 0
     assert [m.message_id for m in stub_broker.dead_letters] == ["no-such-job"]
 
 
-def test_duplicate_message_of_a_finished_job_does_not_run_again(app, stub_broker, stub_worker, flaky_actor):
+def test_duplicate_message_of_a_finished_job_does_not_run_again(
+    app, stub_broker, stub_worker, flaky_actor
+):
     job_id = _enqueue(app)
     _drain(stub_broker, stub_worker)
 

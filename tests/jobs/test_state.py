@@ -34,7 +34,10 @@ def test_redelivered_message_takes_over_a_running_job_and_closes_the_lost_attemp
         state.succeed(job_id, 2)
         job = db.session.get(Job, job_id)
         assert job.status == "succeeded"
-        assert [(a.attempt, a.outcome) for a in job.history] == [(1, "interrupted"), (2, "succeeded")]
+        assert [(a.attempt, a.outcome) for a in job.history] == [
+            (1, "interrupted"),
+            (2, "succeeded"),
+        ]
 
 
 def test_unknown_job_raises_job_not_found(app):

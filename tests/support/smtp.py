@@ -22,7 +22,9 @@ class Recorder:
         if self.reply is not None:
             return self.reply
         with self.arrived:
-            self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content))
+            self.messages.append(
+                email.message_from_bytes(envelope.original_content or envelope.content)
+            )
             self.arrived.notify_all()
         return "250 OK"
 

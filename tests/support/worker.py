@@ -17,10 +17,23 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, *extra_modules: str, threads: int = 2):
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop)
-        command = [sys.executable, "-m", "dramatiq", "actors", *extra_modules,
-                   "--processes", "1", "--threads", str(threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "actors",
+            *extra_modules,
+            "--processes",
+            "1",
+            "--threads",
+            str(threads),
+        ]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._wait_ready()
