@@ -67,7 +67,9 @@ def token_required(view):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         user = user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
         if user is None:
-            raise ApiError(401, "missing or invalid bearer token")
+            raise ApiError(
+                401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
         g.user = user
         return view(*args, **kwargs)
 

@@ -17,11 +17,20 @@ JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/exports/download/", "/openapi
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, fields: dict | None = None, **extra):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        fields: dict | None = None,
+        *,
+        headers: dict | None = None,
+        **extra,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.fields = fields
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -46,7 +55,9 @@ def _discard_session() -> None:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
-        return error_response(error.status, error.message, error.fields, **error.extra)
+        response, status = error_response(error.status, error.message, error.fields, **error.extra)
+        response.headers.update(error.headers)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
