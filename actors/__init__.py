@@ -3,5 +3,6 @@ first (from ``broker.py``, configured by the environment), then the actors."""
 
 import broker  # noqa: F401  (sets up the broker before any actor is declared)
 from actors.emails import send_email
+from actors.exports import run_export
 
-__all__ = ["send_email"]
+__all__ = ["run_export", "send_email"]

@@ -8,7 +8,7 @@ from flask import Flask
 
 from app import config as settings
 from app.db import db, engine_options
-from app.extensions import mail, migrate
+from app.extensions import csrf, mail, migrate
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -28,16 +28,20 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     mail.init_app(app)
+    csrf.init_app(app)
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
 
     from app import errors
     from app.api import api
     from app.cli import register_cli
     from app.ops import ops
+    from app.web import web
 
     errors.register(app)
+    csrf.exempt(api)  # bearer tokens, not cookies: no cross-site request can carry one
     app.register_blueprint(api)
     app.register_blueprint(ops)
+    app.register_blueprint(web)
     register_cli(app)
     return app
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import auth
+from app import auth, seed
 from app.db import db
 from app.jobs import outbox
 from app.jobs.listing import newest_first
-from app.models import JOB_STATUSES, Job
+from app.models import JOB_STATUSES, Job, User
 
 users_cli = AppGroup("users", help="Manage users.")
 jobs_cli = AppGroup("jobs", help="Inspect and move background jobs.")
@@ -67,6 +69,20 @@ def relay() -> None:
         raise SystemExit(1)
 
 
+@click.command("seed-posts")
+@click.argument("email")
+@click.argument("count", metavar="N", type=click.IntRange(1, 100_000_000))
+def seed_posts(email: str, count: int) -> None:
+    """Bulk-insert N demo posts for the user with EMAIL."""
+    user = db.session.scalar(select(User).where(User.email == auth.normalize_email(email)))
+    if user is None:
+        raise click.ClickException(f"no user with the email {email}")
+    started = time.monotonic()
+    seed.seed_posts(user.id, count)
+    click.echo(f"inserted {count} posts for {user.email} in {time.monotonic() - started:.1f}s")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(seed_posts)

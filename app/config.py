@@ -36,6 +36,8 @@ _STRINGS = {
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "noreply@localhost",
     "EXPORT_DIR": str(INSTANCE / "exports"),
+    # Where users reach the web process; the base of links in emails.
+    "PUBLIC_URL": "http://127.0.0.1:5000",
 }
 _BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
 

@@ -3,7 +3,9 @@ Flask-Mail, and its state as users see it."""
 
 from __future__ import annotations
 
+import mimetypes
 from datetime import timedelta
+from pathlib import Path
 
 from flask import current_app
 from flask_mail import Message
@@ -45,6 +47,38 @@ def queue_email(
         existing = _by_idempotency_key(user_id, idempotency_key)
         if existing is not None:
             return existing, False
+    email, job = new_email(
+        user_id=user_id,
+        to=to,
+        subject=subject,
+        body=body,
+        html=html,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        outbox.commit_and_publish(job)
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its email.
+        db.session.rollback()
+        existing = _by_idempotency_key(user_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return email, True
+
+
+def new_email(
+    *,
+    user_id: int,
+    to: str,
+    subject: str,
+    body: str,
+    html: str | None = None,
+    idempotency_key: str | None = None,
+    attachment: str | None = None,
+):
+    """An email and its ``send_email`` job, added to the session; the caller
+    commits and publishes them with ``outbox.commit_and_publish(job)``."""
     job = state.new_job(
         actor="send_email",
         queue="emails",
@@ -62,20 +96,12 @@ def queue_email(
         html=html,
         message_id=f"<{job.id}@{_mail_domain()}>",
         idempotency_key=idempotency_key,
+        attachment=attachment,
         created_at=utcnow(),
     )
     job.args = [email.id]
     db.session.add(email)
-    try:
-        outbox.commit_and_publish(job)
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer with its email.
-        db.session.rollback()
-        existing = _by_idempotency_key(user_id, idempotency_key)
-        if existing is None:
-            raise
-        return existing, False
-    return email, True
+    return email, job
 
 
 def _by_idempotency_key(user_id: int, key: str) -> Email | None:
@@ -112,6 +138,9 @@ def deliver(email_id: str) -> None:
         html=email.html,
     )
     message.msgId = email.message_id
+    if email.attachment:
+        path = Path(current_app.config["EXPORT_DIR"]) / email.attachment
+        message.attach(path.name, _mimetype(path), path.read_bytes())
     db.session.execute(
         update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
     )
@@ -120,6 +149,10 @@ def deliver(email_id: str) -> None:
     mail.send(message)
     db.session.execute(update(Email).where(Email.id == email_id).values(sent_at=utcnow()))
     db.session.commit()
+
+
+def _mimetype(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 def to_dict(email: Email) -> dict:

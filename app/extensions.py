@@ -2,6 +2,8 @@
 
 from flask_mail import Mail
 from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
 
 mail = Mail()
 migrate = Migrate()
+csrf = CSRFProtect()

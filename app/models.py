@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,6 +24,9 @@ from app.db import UTCDateTime, db, utcnow
 
 JOB_STATUSES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
 FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+EXPORT_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
+EXPORT_FORMATS = ("csv", "json", "xlsx")
+EXPORT_KINDS = ("posts",)
 
 
 def new_id() -> str:
@@ -137,7 +142,46 @@ class Email(db.Model):
     resend_rounds: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # A file under EXPORT_DIR sent as an attachment (an export's email).
+    attachment: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    job: Mapped[Job | None] = relationship()
+
+
+class Export(db.Model):
+    """A file of a user's data, written by ``run_export`` and delivered by email.
+
+    At most one unfinished export per user and kind: a partial unique index
+    makes the database refuse a second one, however requests interleave."""
+
+    __tablename__ = "exports"
+    __table_args__ = (
+        CheckConstraint(f"status IN {EXPORT_STATUSES!r}", name="status"),
+        Index(
+            "uq_exports_one_unfinished",
+            "user_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        Index("ix_exports_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    rows: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[Job | None] = relationship()
 

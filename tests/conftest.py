@@ -34,6 +34,7 @@ def app(tmp_path, smtp_server):
     app = create_app(
         {
             "TESTING": True,
+            "MAIL_SUPPRESS_SEND": False,  # TESTING would suppress it; tests use a real SMTP server
             "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
             "MAIL_SERVER": "127.0.0.1",
             "MAIL_PORT": smtp_server.port,
@@ -70,6 +71,10 @@ def stub_worker(stub_broker):
     worker.start()
     yield worker
     worker.stop()
+    # A stopped worker's middleware would still take new queues' consumers.
+    stub_broker.middleware[:] = [
+        m for m in stub_broker.middleware if getattr(m, "worker", None) is not worker
+    ]
 
 
 def _make_user(app, email: str, *, admin: bool = False):

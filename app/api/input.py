@@ -11,7 +11,10 @@ from app.errors import ApiError
 def json_body() -> dict:
     if not request.is_json:
         raise ApiError(400, "content type must be application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser can follow
+        body = None
     if body is None:
         raise ApiError(400, "malformed JSON")
     if not isinstance(body, dict):

@@ -69,7 +69,7 @@ def list_jobs():
         errors["status"] = "must be one of " + ", ".join(JOB_STATUSES)
     actor = request.args.get("actor") or None
     limit = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
         errors["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
     if errors:
         raise ApiError(422, "invalid query parameters", errors)

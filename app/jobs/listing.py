@@ -26,9 +26,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(created_at), job_id
+        timestamp = datetime.fromisoformat(created_at)
     except (ValueError, UnicodeDecodeError):
         raise BadCursor(cursor) from None
+    if timestamp.tzinfo is None:
+        raise BadCursor(cursor)
+    return timestamp, job_id
 
 
 def newest_first(query: Select | None = None, *, cursor: str | None = None, limit: int) -> Select:

@@ -9,6 +9,7 @@ the web sees a state as soon as it happens.
 from __future__ import annotations
 
 import traceback as tb
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -23,6 +24,19 @@ MAX_TRACEBACK_CHARS = 20000
 
 class JobNotFound(LookupError):
     """A message names a job that has no row: nothing can ever run it."""
+
+
+# Per actor, what else must change in the same transaction when its job fails
+# for good (an export becomes ``failed``). Registered by the owning module.
+_given_up_handlers: dict[str, Callable[[str], None]] = {}
+
+
+def on_given_up(actor: str):
+    def register(handler: Callable[[str], None]):
+        _given_up_handlers[actor] = handler
+        return handler
+
+    return register
 
 
 def new_job(*, actor: str, queue: str, args: list, max_retries: int, user_id=None) -> Job:
@@ -122,10 +136,22 @@ def fail_attempt(
     status = {"status": "retrying", "next_retry_at": retry_at}
     if retry_at is None:
         status = {"status": "failed", "finished_at": now}
-    db.session.execute(
+    actor = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
         .values(error_type=error_type, error_message=message, **status)
+        .returning(Job.actor)
+    ).scalar()
+    if retry_at is None and actor in _given_up_handlers:
+        _given_up_handlers[actor](job_id)
+    db.session.commit()
+
+
+def set_progress(job_id: str, progress: int) -> None:
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(progress=max(0, min(100, progress)))
     )
     db.session.commit()
 

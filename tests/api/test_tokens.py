@@ -63,7 +63,9 @@ def test_wrong_password_and_unknown_email_give_the_same_answer(client, user):
     wrong_password = client.post(
         "/api/tokens", json={"email": "alice@example.com", "password": "nope"}
     )
-    unknown_email = client.post("/api/tokens", json={"email": "eve@example.com", "password": "nope"})
+    unknown_email = client.post(
+        "/api/tokens", json={"email": "eve@example.com", "password": "nope"}
+    )
 
     assert wrong_password.get_json() == unknown_email.get_json()
 

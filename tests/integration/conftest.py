@@ -55,6 +55,7 @@ def live_app(postgres, smtp_server, tmp_path):
     app = create_app(
         {
             "TESTING": True,
+            "MAIL_SUPPRESS_SEND": False,
             "DATABASE_URL": postgres.url(),
             "MAIL_SERVER": "127.0.0.1",
             "MAIL_PORT": smtp_server.port,

@@ -1,0 +1,33 @@
+from flask import g
+
+from app.api.exports import send_export
+from app.db import db
+from app.errors import ApiError
+from app.exports import links
+from app.models import Export
+from app.web import web
+from app.web.session import login_required
+
+
+@web.get("/exports/download/<token>")
+def download_signed(token: str):
+    """The link in an export email: anyone holding it may download until it expires."""
+    try:
+        export_id = links.verify(token)
+    except links.LinkInvalid:
+        raise ApiError(404, "no such download") from None
+    except links.LinkExpired:
+        raise ApiError(410, "this download link has expired") from None
+    export = db.session.get(Export, export_id)
+    if export is None:
+        raise ApiError(410, "this export is gone")
+    return send_export(export)
+
+
+@web.get("/exports/<export_id>/download")
+@login_required
+def download_export(export_id: str):
+    export = db.session.get(Export, export_id)
+    if export is None or not (g.user.is_admin or export.user_id == g.user.id):
+        raise ApiError(404, "no such export")
+    return send_export(export)

@@ -1,0 +1,67 @@
+from flask import flash, g, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app import emails
+from app.db import db
+from app.exports import service
+from app.models import EXPORT_FORMATS, Email, Export
+from app.web import web
+from app.web.session import login_required
+
+RECENT = 20
+
+
+def _my_exports():
+    return db.session.scalars(
+        select(Export)
+        .where(Export.user_id == g.user.id)
+        .order_by(Export.created_at.desc())
+        .limit(RECENT)
+    ).all()
+
+
+def _export_row(export: Export) -> dict:
+    row = service.to_dict(export)
+    row["download_url"] = (
+        url_for("web.download_export", export_id=export.id) if row["download_url"] else None
+    )
+    row["created_at"] = export.created_at.isoformat()
+    return row
+
+
+@web.get("/")
+@login_required
+def index():
+    recent_emails = db.session.scalars(
+        select(Email)
+        .where(Email.user_id == g.user.id)
+        .order_by(Email.created_at.desc())
+        .limit(RECENT)
+    ).all()
+    return render_template(
+        "web/index.html",
+        formats=EXPORT_FORMATS,
+        exports=[_export_row(e) for e in _my_exports()],
+        emails=[emails.to_dict(e) for e in recent_emails],
+    )
+
+
+@web.get("/exports.json")
+@login_required
+def exports_json():
+    """What the page polls to move its progress bars."""
+    return jsonify(items=[_export_row(e) for e in _my_exports()])
+
+
+@web.post("/exports")
+@login_required
+def request_export():
+    fmt = request.form.get("format")
+    if fmt not in EXPORT_FORMATS:
+        flash("Unknown export format.", "error")
+        return redirect(url_for("web.index")), 303
+    try:
+        service.request_export(user_id=g.user.id, kind="posts", format=fmt)
+    except service.ExportAlreadyRunning:
+        flash("An export of your posts is already in progress.", "error")
+    return redirect(url_for("web.index")), 303

@@ -1,0 +1,71 @@
+"""Session sign-in for the HTML pages (the API uses bearer tokens instead)."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, g, redirect, render_template, request, session, url_for
+
+from app import auth
+from app.db import db
+from app.models import User
+from app.web import web
+
+
+def current_user() -> User | None:
+    user_id = session.get("user_id")
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
+def login_required(view):
+    """Anonymous visitors go to /login and come back after signing in."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        user = current_user()
+        if user is None:
+            return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view):
+    @login_required
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not g.user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a user to another host after sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("web.index")
+    parts = urlsplit(target)
+    return target if not parts.netloc and not parts.scheme else url_for("web.index")
+
+
+@web.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        user = auth.authenticate(request.form.get("email", ""), request.form.get("password", ""))
+        if user is not None:
+            session.clear()
+            session["user_id"] = user.id
+            return redirect(_safe_next(request.args.get("next")))
+        error = "Wrong email or password."
+    status = 401 if error else 200
+    return render_template("web/login.html", error=error), status
+
+
+@web.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("web.login"))
