@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FLASK_APP := app
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint setup clean chromium
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -29,7 +29,13 @@ run: setup
 lint: $(STAMP)
 	ruff check .
 
-test: lint
+# Browser tests drive Debian's chromium; install it where we can (root with apt).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is not installed: browser tests will skip (and fail under CI)"
+
+test: lint chromium
 	$(PY) -m pytest
 
 clean:

@@ -56,9 +56,11 @@ def test_worker_killed_mid_export_leaves_no_partial_file_and_the_retry_completes
     export_dir = Path(live_app.config["EXPORT_DIR"])
     # Given a worker writing an export slowly
     slow = start_worker("tests.support.slow_export")
-    created = live_app.test_client().post(
-        "/api/exports", json={"kind": "posts", "format": "csv"}, headers=owner
-    ).json
+    created = (
+        live_app.test_client()
+        .post("/api/exports", json={"kind": "posts", "format": "csv"}, headers=owner)
+        .json
+    )
     partials = lambda: list((export_dir / ".partial").glob("*"))  # noqa: E731
     wait_until(partials, message="the export to be half written")
 
