@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
 from app.emails import new_email
-from app.exports import links
+from app.exports import links, pg_copy
 from app.exports.writers import WRITERS
 from app.jobs import outbox, state
 from app.models import Export, Post, User, new_id
@@ -115,7 +115,10 @@ def run(export_id: str) -> None:
     partial = _clean_partial_dir(export_id) / f"{export_id}.{new_id()}.{fmt}"
     progress = _Progress(job_id, total=_count_posts(user_id))
     try:
-        WRITERS[fmt](str(partial), COLUMNS, progress.track(_post_batches(user_id)))
+        if fmt == "csv" and db.engine.dialect.name == "postgresql":
+            pg_copy.write_posts_csv(str(partial), user_id, progress.advance)
+        else:
+            WRITERS[fmt](str(partial), COLUMNS, progress.track(_post_batches(user_id)))
         name = f"{export_id}.{fmt}"
         os.replace(partial, export_dir() / name)  # atomic: the file is whole or absent
     finally:
@@ -178,11 +181,14 @@ class _Progress:
     def track(self, batches):
         for batch in batches:
             yield batch
-            self.rows += len(batch)
-            now = time.monotonic()
-            if now - self._last >= PROGRESS_INTERVAL_S and self.total:
-                self._last = now
-                state.set_progress(self.job_id, min(99, self.rows * 100 // self.total))
+            self.advance(len(batch))
+
+    def advance(self, rows: int) -> None:
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S and self.total:
+            self._last = now
+            state.set_progress(self.job_id, min(99, self.rows * 100 // self.total))
 
 
 def _delivery_email(export: Export):

@@ -18,14 +18,17 @@ XLSX_MAX_CELL = 32767
 
 
 def _plain(value):
-    return value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    return value
 
 
 def write_csv(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> None:
-    """RFC 4180: CRLF line ends, fields with commas, quotes or newlines quoted,
-    quotes doubled; UTF-8 without a byte-order mark."""
+    """RFC 4180 quoting (fields with commas, quotes or line breaks quoted, quotes
+    doubled), UTF-8 without a byte-order mark. Records end in LF, as PostgreSQL's
+    COPY writes them (see ``pg_copy``), so both backends give the same file."""
     with open(path, "w", encoding="utf-8", newline="") as file:
-        writer = csv.writer(file, lineterminator="\r\n")
+        writer = csv.writer(file, lineterminator="\n")
         writer.writerow(columns)
         for batch in batches:
             writer.writerows([[_plain(value) for value in row] for row in batch])
