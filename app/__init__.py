@@ -17,13 +17,12 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment; ``config`` overrides any setting."""
     app = Flask(__name__, instance_path=str(settings.INSTANCE))
     app.config.update(settings.from_env())
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
     app.config.update(config or {})
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or settings.secret_key()
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["DATABASE_URL"])
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     _ensure_sqlite_directory(app.config["DATABASE_URL"])
 
     db.init_app(app)
