@@ -6,7 +6,7 @@ import time
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -70,6 +70,7 @@ def relay() -> None:
 
 
 @click.command("seed-posts")
+@with_appcontext
 @click.argument("email")
 @click.argument("count", metavar="N", type=click.IntRange(1, 100_000_000))
 def seed_posts(email: str, count: int) -> None:

@@ -1,0 +1,51 @@
+"""``flask --app app ...`` commands."""
+
+from __future__ import annotations
+
+from app.db import db
+from app.jobs import state
+from app.models import Post, User
+
+
+def test_users_create_makes_an_admin_and_refuses_a_duplicate(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["users", "create", "Ivy@Example.com", "--password", "pw", "--admin"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(db.select(User))
+        assert (user.email, user.is_admin) == ("ivy@example.com", True)
+        assert user.password_hash != "pw"
+    again = runner.invoke(args=["users", "create", "ivy@example.com", "--password", "pw"])
+    assert again.exit_code != 0
+    assert "already exists" in again.output
+
+
+def test_seed_posts_inserts_n_posts_for_the_user(app, user):
+    result = app.test_cli_runner().invoke(args=["seed-posts", "alice@example.com", "2500"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.query(Post).filter_by(user_id=user[0]).count() == 2500
+
+
+def test_seed_posts_for_an_unknown_user_fails_clearly(app):
+    result = app.test_cli_runner().invoke(args=["seed-posts", "nobody@example.com", "5"])
+    assert result.exit_code != 0
+    assert "no user" in result.output
+
+
+def test_jobs_list_shows_newest_first_and_filters(app):
+    with app.app_context():
+        first = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+        db.session.commit()
+        second = state.new_job(actor="run_export", queue="exports", args=[], max_retries=0)
+        db.session.commit()
+        first_id, second_id = first.id, second.id
+    runner = app.test_cli_runner()
+    lines = runner.invoke(args=["jobs", "list"]).output.splitlines()
+    assert [line.split()[0] for line in lines] == [second_id, first_id]
+    only_exports = runner.invoke(args=["jobs", "list", "--actor", "run_export"]).output
+    assert first_id not in only_exports and second_id in only_exports
+    bad = runner.invoke(args=["jobs", "list", "--status", "bogus"])
+    assert bad.exit_code != 0
