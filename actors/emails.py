@@ -1,7 +1,8 @@
 import dramatiq
 
 from app import config
-from app.emails import EmailNotFound, deliver
+from app.emails import deliver
+from app.jobs.errors import PermanentError
 
 _settings = config.from_env()
 
@@ -11,7 +12,7 @@ _settings = config.from_env()
     max_retries=_settings["EMAIL_MAX_RETRIES"],
     min_backoff=_settings["RETRY_MIN_BACKOFF_MS"],
     max_backoff=_settings["RETRY_MAX_BACKOFF_MS"],
-    throws=(EmailNotFound,),
+    throws=(PermanentError,),
 )
 def send_email(email_id: str) -> None:
     """Deliver one email; safe to run twice (see ``app.emails.deliver``)."""

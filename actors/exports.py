@@ -1,7 +1,8 @@
 import dramatiq
 
 from app import config
-from app.exports.service import ExportNotFound, run
+from app.exports.service import run
+from app.jobs.errors import PermanentError
 
 _settings = config.from_env()
 
@@ -15,7 +16,7 @@ EXPORT_TIME_LIMIT_MS = 2 * 60 * 60 * 1000
     min_backoff=_settings["RETRY_MIN_BACKOFF_MS"],
     max_backoff=_settings["RETRY_MAX_BACKOFF_MS"],
     time_limit=EXPORT_TIME_LIMIT_MS,
-    throws=(ExportNotFound,),
+    throws=(PermanentError,),
 )
 def run_export(export_id: str) -> None:
     """Write one export and queue the email that delivers it; safe to run twice."""

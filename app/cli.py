@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import auth, seed
 from app.db import db
-from app.jobs import outbox
+from app.jobs import control, outbox
 from app.jobs.listing import newest_first
 from app.models import JOB_STATUSES, Job, User
 
@@ -53,6 +53,34 @@ def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
             f"{job.id}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<9}  "
             f"{job.actor:<20}  attempts={job.attempts}{error}"
         )
+
+
+@jobs_cli.command("retry")
+@click.argument("job_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job (of --actor, if given).")
+@click.option("--actor", help="With --all-failed: only this actor's jobs.")
+def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
+    """Retry a failed or cancelled job, or every failed one: as the admin page's Retry."""
+    if bool(job_id) == all_failed:
+        raise click.UsageError("give either JOB_ID or --all-failed")
+    if job_id:
+        try:
+            control.retry(job_id)
+        except control.JobNotFound:
+            raise click.ClickException(f"no job {job_id}") from None
+        except control.JobStateConflict as conflict:
+            raise click.ClickException(
+                f"job {job_id} is {conflict.status}; only failed or cancelled jobs can be retried"
+            ) from None
+        click.echo(f"job {job_id} queued")
+        return
+    query = select(Job.id).where(Job.status == "failed")
+    if actor:
+        query = query.where(Job.actor == actor)
+    job_ids = db.session.scalars(query.order_by(Job.created_at)).all()
+    db.session.rollback()
+    retried, skipped = control.retry_many(job_ids)
+    click.echo(f"queued {retried} failed job(s); {skipped} had moved on meanwhile")
 
 
 @jobs_cli.command("relay")

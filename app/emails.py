@@ -4,6 +4,7 @@ Flask-Mail, and its state as users see it."""
 from __future__ import annotations
 
 import mimetypes
+import smtplib
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,13 +16,26 @@ from sqlalchemy.exc import IntegrityError
 from app.db import db, utcnow
 from app.extensions import mail
 from app.jobs import outbox, state
+from app.jobs.errors import PermanentError
 from app.models import Email, Job, new_id
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-class EmailNotFound(LookupError):
+class EmailNotFound(PermanentError, LookupError):
     """The message names an email that has no row; retrying cannot help."""
+
+
+class RecipientRefused(PermanentError):
+    """The SMTP server refused the recipient for good (a 5xx reply): a bad address."""
+
+
+class MessageRefused(PermanentError):
+    """The SMTP server refused the message for good (a 5xx reply)."""
+
+
+class AttachmentMissing(PermanentError):
+    """The file to attach is gone (its export expired); sending cannot succeed."""
 
 
 def status(email: Email) -> str:
@@ -140,15 +154,42 @@ def deliver(email_id: str) -> None:
     message.msgId = email.message_id
     if email.attachment:
         path = Path(current_app.config["EXPORT_DIR"]) / email.attachment
+        if not path.is_file():
+            raise AttachmentMissing(f"{email.attachment} no longer exists")
         message.attach(path.name, _mimetype(path), path.read_bytes())
     db.session.execute(
         update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
     )
     # Commit before talking to the SMTP server: no transaction stays open over the network.
     db.session.commit()
-    mail.send(message)
+    _send(message)
     db.session.execute(update(Email).where(Email.id == email_id).values(sent_at=utcnow()))
     db.session.commit()
+
+
+def _send(message: Message) -> None:
+    """Send through Flask-Mail, telling permanent refusals (5xx) from temporary
+    faults. Connection errors, timeouts and 4xx replies propagate as they are,
+    and Retries tries again later."""
+    try:
+        mail.send(message)
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            raise RecipientRefused(_describe(error.recipients)) from error
+        raise
+    except smtplib.SMTPResponseException as error:
+        if 500 <= error.smtp_code < 600:
+            raise MessageRefused(f"{error.smtp_code} {_text(error.smtp_error)}") from error
+        raise
+
+
+def _describe(recipients: dict) -> str:
+    return "; ".join(f"{to}: {code} {_text(reply)}" for to, (code, reply) in recipients.items())
+
+
+def _text(reply) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
 
 
 def _mimetype(path: Path) -> str:

@@ -81,6 +81,10 @@ class Job(db.Model):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every manual retry; each message carries the series it was sent
+    # for, so a copy from an earlier series (say, from the dead-letter queue) can
+    # never run the job again (see state.start_attempt).
+    series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -184,6 +188,16 @@ class Export(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[Job | None] = relationship()
+
+
+class LoginThrottle(db.Model):
+    """Failed sign-ins per email, to slow down password guessing."""
+
+    __tablename__ = "login_throttle"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Post(db.Model):

@@ -5,6 +5,7 @@ from app.api import api
 from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
+from app.jobs import control
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
 from app.models import JOB_STATUSES, Job
 
@@ -93,3 +94,42 @@ def list_jobs():
     return jsonify(
         items=[job_to_dict(j, admin=g.user.is_admin) for j in page], next_cursor=next_cursor
     )
+
+
+def _admin_only():
+    if not g.user.is_admin:
+        raise ApiError(403, "admins only")
+
+
+@api.post("/jobs/<job_id>/retry")
+@token_required
+def retry_job(job_id: str):
+    _admin_only()
+    try:
+        control.retry(job_id)
+    except control.JobNotFound:
+        raise ApiError(404, "no such job") from None
+    except control.JobStateConflict as conflict:
+        raise ApiError(
+            409,
+            f"only failed or cancelled jobs can be retried; this one is {conflict.status}",
+            job_id=job_id,
+        ) from None
+    return jsonify(job_id=job_id, status="queued"), 202
+
+
+@api.post("/jobs/<job_id>/cancel")
+@token_required
+def cancel_job(job_id: str):
+    _admin_only()
+    try:
+        control.cancel(job_id)
+    except control.JobNotFound:
+        raise ApiError(404, "no such job") from None
+    except control.JobStateConflict as conflict:
+        raise ApiError(
+            409,
+            f"only queued, retrying or failed jobs can be cancelled; this one is {conflict.status}",
+            job_id=job_id,
+        ) from None
+    return jsonify(job_id=job_id, status="cancelled"), 200

@@ -23,6 +23,7 @@ from app.emails import new_email
 from app.exports import links, pg_copy
 from app.exports.writers import WRITERS
 from app.jobs import outbox, state
+from app.jobs.errors import PermanentError
 from app.models import Export, Post, User, new_id
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ COLUMNS = ("id", "body", "created_at")
 PARTIAL_DIR = ".partial"
 
 
-class ExportNotFound(LookupError):
+class ExportNotFound(PermanentError, LookupError):
     """The message names an export that has no row; retrying cannot help."""
 
 
@@ -91,6 +92,17 @@ def _fail_export(job_id: str) -> None:
         update(Export)
         .where(Export.job_id == job_id, Export.status.in_(("queued", "running")))
         .values(status="failed", finished_at=utcnow())
+    )
+
+
+@state.on_requeued("run_export")
+def _requeue_export(job_id: str) -> None:
+    """Raises IntegrityError when the user has started another export of the
+    same kind meanwhile: the unique index allows one unfinished export."""
+    db.session.execute(
+        update(Export)
+        .where(Export.job_id == job_id, Export.status == "failed")
+        .values(status="queued", finished_at=None)
     )
 
 

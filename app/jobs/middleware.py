@@ -14,6 +14,7 @@ import sys
 import threading
 from datetime import timedelta
 
+from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from app.db import utcnow
@@ -65,9 +66,17 @@ class JobState(Middleware):
 
     def before_process_message(self, broker, message):
         self._local.current = None
+        if message.actor_name not in broker.actors:
+            error = ActorNotFound(f"no actor named {message.actor_name!r}")
+            logger.error("message %s: %s; dead-lettering it", message.message_id, error)
+            state.fail_unrunnable(message.message_id, error)
+            message.fail()
+            raise SkipMessage()
         try:
             attempt = state.start_attempt(
-                message.message_id, redelivered=getattr(message, "redelivered", False)
+                message.message_id,
+                series=message.options.get("series", 0),
+                redelivered=getattr(message, "redelivered", False),
             )
         except state.JobNotFound:
             logger.error("no job row for message %s; dead-lettering it", message.message_id)

@@ -39,7 +39,7 @@ def message_for(job: Job) -> dramatiq.Message:
         actor_name=job.actor,
         args=tuple(job.args),
         kwargs={},
-        options={},
+        options={"series": job.series},
         message_id=job.id,
         message_timestamp=int(job.created_at.timestamp() * 1000),
     )
