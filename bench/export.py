@@ -51,8 +51,8 @@ def peak_rss_mb(pgid: int) -> float:
 
 def copy_rate(url: str, user_id: int, rows: int, path: Path) -> float:
     query = (
-        "COPY (SELECT id, body, created_at FROM posts WHERE user_id = %s ORDER BY id)"
-        " TO STDOUT WITH CSV HEADER" % int(user_id)
+        f"COPY (SELECT id, body, created_at FROM posts WHERE user_id = {int(user_id)}"
+        " ORDER BY id) TO STDOUT WITH CSV HEADER"
     )
     with psycopg.connect(url) as connection, open(path, "wb") as out:
         started = time.perf_counter()
@@ -65,8 +65,9 @@ def copy_rate(url: str, user_id: int, rows: int, path: Path) -> float:
 def run(n: int, workdir: Path) -> dict:
     database, vhost, smtp = PostgresDatabase(), RabbitVhost(), SmtpServer().start()
     export_dir = workdir / f"exports-{n}"
-    app = create_app({"DATABASE_URL": database.url(), "EXPORT_DIR": str(export_dir),
-                      "MAIL_PORT": smtp.port})
+    app = create_app(
+        {"DATABASE_URL": database.url(), "EXPORT_DIR": str(export_dir), "MAIL_PORT": smtp.port}
+    )
     publisher = broker_module.build_broker(vhost.url())
     dramatiq.set_broker(publisher)
     worker = None
@@ -80,9 +81,13 @@ def run(n: int, workdir: Path) -> dict:
             seed_posts(user.id, n)
             seeded_s = time.perf_counter() - started
             user_id = user.id
-        env = {"DATABASE_URL": database.url(), "BROKER_URL": vhost.url(),
-               "EXPORT_DIR": str(export_dir), "MAIL_PORT": str(smtp.port),
-               "SECRET_KEY": app.config["SECRET_KEY"]}
+        env = {
+            "DATABASE_URL": database.url(),
+            "BROKER_URL": vhost.url(),
+            "EXPORT_DIR": str(export_dir),
+            "MAIL_PORT": str(smtp.port),
+            "SECRET_KEY": app.config["SECRET_KEY"],
+        }
         worker = WorkerProcess(env, workdir / f"worker-{n}.log")
         baseline_mb = peak_rss_mb(worker.process.pid)
         with app.app_context():
@@ -100,8 +105,15 @@ def run(n: int, workdir: Path) -> dict:
         actor_rate = n / export_s
         peak_mb = peak_rss_mb(worker.process.pid)
         copy = copy_rate(database.url().replace("+psycopg", ""), user_id, n, workdir / "copy.csv")
-        return {"n": n, "seed_s": seeded_s, "actor_rows_s": actor_rate, "copy_rows_s": copy,
-                "ratio": actor_rate / copy, "worker_boot_mb": baseline_mb, "worker_peak_mb": peak_mb}
+        return {
+            "n": n,
+            "seed_s": seeded_s,
+            "actor_rows_s": actor_rate,
+            "copy_rows_s": copy,
+            "ratio": actor_rate / copy,
+            "worker_boot_mb": baseline_mb,
+            "worker_peak_mb": peak_mb,
+        }
     finally:
         if worker:
             worker.stop()
@@ -115,14 +127,19 @@ def run(n: int, workdir: Path) -> dict:
 
 def main() -> None:
     sizes = [int(arg) for arg in sys.argv[1:]] or [100_000, 1_000_000]
-    print(f"{'N':>10} {'seed s':>7} {'actor rows/s':>13} {'COPY rows/s':>12} {'ratio':>6} "
-          f"{'worker MB (boot → peak)':>24}")
+    print(
+        f"{'N':>10} {'seed s':>7} {'actor rows/s':>13} {'COPY rows/s':>12} {'ratio':>6} "
+        f"{'worker MB (boot → peak)':>24}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             r = run(n, Path(tmp))
-            print(f"{r['n']:>10,} {r['seed_s']:>7.1f} {r['actor_rows_s']:>13,.0f} "
-                  f"{r['copy_rows_s']:>12,.0f} {r['ratio']:>6.2f} "
-                  f"{r['worker_boot_mb']:>12.0f} → {r['worker_peak_mb']:.0f}", flush=True)
+            print(
+                f"{r['n']:>10,} {r['seed_s']:>7.1f} {r['actor_rows_s']:>13,.0f} "
+                f"{r['copy_rows_s']:>12,.0f} {r['ratio']:>6.2f} "
+                f"{r['worker_boot_mb']:>12.0f} → {r['worker_peak_mb']:.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
