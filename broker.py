@@ -39,14 +39,15 @@ def _create_app():
 
 
 def middleware() -> list:
+    app_context = AppContext(_create_app)
     return [
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        AppContext(_create_app),
-        JobState(),
+        app_context,
+        JobState(app_context),
         Retries(),
     ]
 

@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
 
     from app import errors
+    from app.admin import admin
     from app.api import api
     from app.cli import register_cli
     from app.ops import ops
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(ops)
     app.register_blueprint(web)
+    app.register_blueprint(admin)
     register_cli(app)
     return app
 

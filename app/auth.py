@@ -10,6 +10,7 @@ from flask import g, request
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import login_throttle
 from app.db import db
 from app.errors import ApiError
 from app.models import ApiToken, User
@@ -35,11 +36,18 @@ def create_user(email: str, password: str, *, admin: bool = False) -> User:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    """The user with these credentials, or None. Raises TooManyFailures while
+    the email is throttled after repeated failures (see ``login_throttle``)."""
+    email = normalize_email(email)
+    login_throttle.check(email)
+    user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
+    elif check_password_hash(user.password_hash, password):
+        login_throttle.record_success(email)
+        return user
+    login_throttle.record_failure(email)
+    return None
 
 
 def _token_hash(token: str) -> str:

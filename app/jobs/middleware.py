@@ -61,17 +61,22 @@ class JobState(Middleware):
     running elsewhere is skipped (acknowledged, not run); one whose job row does
     not exist is dead-lettered, since no retry can create the row."""
 
-    def __init__(self):
+    def __init__(self, app_context: AppContext):
+        self.app_context = app_context
         self._local = threading.local()
+
+    def before_nack(self, broker, message):
+        """The worker dead-letters a message for an unknown actor before any
+        processing starts; fail its job, if it has one, so the admin page shows it."""
+        if message.actor_name in broker.actors:
+            return
+        with self.app_context.app.app_context():
+            state.fail_unrunnable(
+                message.message_id, ActorNotFound(f"no actor named {message.actor_name!r}")
+            )
 
     def before_process_message(self, broker, message):
         self._local.current = None
-        if message.actor_name not in broker.actors:
-            error = ActorNotFound(f"no actor named {message.actor_name!r}")
-            logger.error("message %s: %s; dead-lettering it", message.message_id, error)
-            state.fail_unrunnable(message.message_id, error)
-            message.fail()
-            raise SkipMessage()
         try:
             attempt = state.start_attempt(
                 message.message_id,

@@ -9,6 +9,7 @@ from flask import abort, g, redirect, render_template, request, session, url_for
 
 from app import auth
 from app.db import db
+from app.login_throttle import TooManyFailures
 from app.models import User
 from app.web import web
 
@@ -53,15 +54,20 @@ def _safe_next(target: str | None) -> str:
 
 @web.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status = None, 200
     if request.method == "POST":
-        user = auth.authenticate(request.form.get("email", ""), request.form.get("password", ""))
+        try:
+            user = auth.authenticate(
+                request.form.get("email", ""), request.form.get("password", "")
+            )
+        except TooManyFailures as wait:
+            error = f"Too many failed sign-ins. Try again in {wait.retry_after_s} seconds."
+            return render_template("web/login.html", error=error), 429
         if user is not None:
             session.clear()
             session["user_id"] = user.id
             return redirect(_safe_next(request.args.get("next")))
-        error = "Wrong email or password."
-    status = 401 if error else 200
+        error, status = "Wrong email or password.", 401
     return render_template("web/login.html", error=error), status
 
 

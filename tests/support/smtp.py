@@ -16,7 +16,14 @@ class Recorder:
     def __init__(self):
         self.messages: list[Message] = []
         self.arrived = threading.Condition()
-        self.reply: str | None = None  # e.g. "451 try later": refuse instead of accepting
+        self.reply: str | None = None  # e.g. "451 try later": refuse the message
+        self.rcpt_reply: str | None = None  # e.g. "550 no such user": refuse the recipient
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.reply is not None:
@@ -49,4 +56,5 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller._thread is not None:  # stopping twice would raise
+            self.controller.stop()

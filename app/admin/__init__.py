@@ -1,0 +1,27 @@
+"""The admin pages: jobs (with retry and cancel) and failed emails."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint
+
+admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
+
+# What the actor filter offers; a job of another actor is still found by searching.
+KNOWN_ACTORS = ("send_email", "run_export", "resend_failed_emails", "cleanup")
+PAGE_SIZE = 50
+
+
+@admin.app_template_filter("utc_time")
+def format_utc(value: datetime | None) -> str:
+    """A timestamp as the admin pages show it: UTC, to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+@admin.app_template_filter("short_id")
+def short_id(value: str | None) -> str:
+    return (value or "")[:8]
+
+
+from app.admin import emails, jobs  # noqa: E402,F401  (routes register on import)

@@ -1,0 +1,74 @@
+"""/admin/emails: emails that failed for good, with Resend (a retry of the
+email's job)."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import contains_eager
+
+from app.admin import PAGE_SIZE, admin
+from app.db import db
+from app.jobs import control
+from app.jobs.listing import BadCursor, decode_cursor, encode_cursor
+from app.models import Email, Job
+from app.web.session import admin_required
+
+
+def failed_emails():
+    """Failed as ``app.emails.status`` derives it: not sent, and its job is gone,
+    failed or cancelled."""
+    return (
+        select(Email)
+        .outerjoin(Job, Email.job_id == Job.id)
+        .options(contains_eager(Email.job))
+        .where(
+            Email.sent_at.is_(None), or_(Job.id.is_(None), Job.status.in_(("failed", "cancelled")))
+        )
+    )
+
+
+@admin.get("/emails")
+@admin_required
+def emails():
+    query = failed_emails()
+    cursor = request.args.get("cursor") or None
+    if cursor:
+        try:
+            created_at, email_id = decode_cursor(cursor)
+        except BadCursor:
+            abort(400, "That page link is not valid any more; start again from the newest emails.")
+        query = query.where(
+            or_(
+                Email.created_at < created_at,
+                and_(Email.created_at == created_at, Email.id < email_id),
+            )
+        )
+    rows = db.session.scalars(
+        query.order_by(Email.created_at.desc(), Email.id.desc()).limit(PAGE_SIZE + 1)
+    ).all()
+    page = rows[:PAGE_SIZE]
+    older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
+    return render_template("admin/emails.html", emails=page, cursor=cursor, older=older)
+
+
+@admin.post("/emails/resend")
+@admin_required
+def resend_emails():
+    """Resend one email (its row's button) or every selected one."""
+    one = request.form.get("one")
+    email_ids = [one] if one else list(dict.fromkeys(request.form.getlist("email_id")))
+    back = redirect(url_for("admin.emails", cursor=request.form.get("cursor") or None), 303)
+    if not email_ids:
+        flash("Select at least one email first.", "error")
+        return back
+    job_ids = db.session.scalars(
+        select(Email.job_id).where(Email.id.in_(email_ids), Email.job_id.is_not(None))
+    ).all()
+    resent, skipped = control.retry_many(job_ids)
+    skipped += len(email_ids) - len(job_ids)  # no job left to retry (cleaned up)
+    message = f"Resending {resent} email{'' if resent == 1 else 's'}"
+    if skipped:
+        message += f"; skipped {skipped} not failed any more or without a job to retry"
+    flash(message + ".")
+    return back

@@ -1,0 +1,235 @@
+"""/admin/jobs: every job by status, filtered, searched and paged newest first,
+with Retry and Cancel for the selected rows or for all that match; and each
+job's detail page with its attempts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from app import emails as email_state
+from app.admin import KNOWN_ACTORS, PAGE_SIZE, admin
+from app.db import db
+from app.jobs import control
+from app.jobs.listing import BadCursor, encode_cursor, newest_first
+from app.jobs.state import CANCELLABLE, RETRYABLE
+from app.models import JOB_STATUSES, Email, Export, Job, User
+from app.web.session import admin_required
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters, read from the query string or the action form."""
+
+    status: str = ""
+    actor: str = ""
+    q: str = ""
+
+    @classmethod
+    def read(cls, values) -> Filters:
+        status = values.get("status", "").strip()
+        return cls(
+            status=status if status in JOB_STATUSES else "",
+            actor=values.get("actor", "").strip(),
+            q=values.get("q", "").strip(),
+        )
+
+    def args(self, **changes) -> dict:
+        """Query-string arguments for a link, leaving out the empty ones."""
+        values = {"status": self.status, "actor": self.actor, "q": self.q, **changes}
+        return {name: value for name, value in values.items() if value}
+
+    def conditions(self, *, with_status: bool = True) -> list:
+        where = []
+        if with_status and self.status:
+            where.append(Job.status == self.status)
+        if self.actor:
+            where.append(Job.actor == self.actor)
+        if self.q:
+            where.append(search(self.q))
+        return where
+
+    @property
+    def retry_all_status(self) -> str | None:
+        """Which jobs "Retry all matching" retries: the failed ones, or the
+        cancelled ones while the list shows only those; None when the list can
+        hold no retryable job."""
+        if not self.status:
+            return "failed"
+        return self.status if self.status in RETRYABLE else None
+
+
+def search(q: str):
+    """The job whose id is ``q``, or any job with ``q`` (ignoring case) in its
+    error or in its arguments."""
+    pattern = q.lower()
+    return or_(
+        Job.id == q,
+        func.lower(Job.error_type).contains(pattern, autoescape=True),
+        func.lower(Job.error_message).contains(pattern, autoescape=True),
+        func.lower(cast(Job.args, Text)).contains(pattern, autoescape=True),
+    )
+
+
+def status_counts(filters: Filters) -> dict[str, int]:
+    """How many jobs in each status match the actor and search filters: one GROUP BY."""
+    rows = db.session.execute(
+        select(Job.status, func.count())
+        .where(*filters.conditions(with_status=False))
+        .group_by(Job.status)
+    ).all()
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+@admin.get("/jobs")
+@admin_required
+def jobs():
+    filters = Filters.read(request.args)
+    cursor = request.args.get("cursor") or None
+    query = select(Job).where(*filters.conditions())
+    try:
+        query = newest_first(query, cursor=cursor, limit=PAGE_SIZE + 1)
+    except BadCursor:
+        abort(400, "That page link is not valid any more; start again from the newest jobs.")
+    rows = db.session.scalars(query).all()
+    page = rows[:PAGE_SIZE]
+    older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
+    counts = status_counts(filters)
+    retry_all = filters.retry_all_status
+    actors = list(KNOWN_ACTORS)
+    if filters.actor and filters.actor not in actors:
+        actors.append(filters.actor)
+    return render_template(
+        "admin/jobs.html",
+        jobs=page,
+        filters=filters,
+        cursor=cursor,
+        older=older,
+        counts=counts,
+        total=sum(counts.values()),
+        statuses=JOB_STATUSES,
+        actors=actors,
+        retry_all_status=retry_all,
+        retry_all_count=counts[retry_all] if retry_all else 0,
+    )
+
+
+def _summary(verb: str, done: int, skipped: int, allowed: str) -> str:
+    message = f"{verb} {done} job{'' if done == 1 else 's'}"
+    if skipped:
+        message += f"; skipped {skipped} that {'was' if skipped == 1 else 'were'} not {allowed}"
+    return message + "."
+
+
+@admin.post("/jobs/actions")
+@admin_required
+def job_actions():
+    filters = Filters.read(request.form)
+    back = redirect(
+        url_for("admin.jobs", **filters.args(cursor=request.form.get("cursor", ""))), 303
+    )
+    action = request.form.get("action")
+    if action == "retry_all":
+        target = filters.retry_all_status
+        if target is None:
+            flash("No job in this list can be retried.", "error")
+            return back
+        job_ids = db.session.scalars(
+            select(Job.id)
+            .where(Job.status == target, *filters.conditions(with_status=False))
+            .order_by(Job.created_at, Job.id)
+        ).all()
+        db.session.rollback()  # retry_many makes its own transactions, one per job
+        retried, skipped = control.retry_many(job_ids)
+        flash(_summary("Retried", retried, skipped, "failed or cancelled any more"))
+        return back
+
+    job_ids = list(dict.fromkeys(request.form.getlist("job_id")))
+    if action not in ("retry", "cancel"):
+        abort(400, "Unknown action.")
+    if not job_ids:
+        flash("Select at least one job first.", "error")
+        return back
+    if action == "retry":
+        retried, skipped = control.retry_many(job_ids)
+        flash(_summary("Retried", retried, skipped, "failed or cancelled"))
+    else:
+        cancelled, skipped = control.cancel_many(job_ids)
+        flash(_summary("Cancelled", cancelled, skipped, "queued, retrying or failed"))
+    return back
+
+
+@admin.get("/jobs/<job_id>")
+@admin_required
+def job(job_id: str):
+    found = db.session.get(Job, job_id, options=[selectinload(Job.history)])
+    if found is None:
+        abort(404)
+    email = export = None
+    if found.actor == "send_email":
+        email = _linked(Email, found)
+    elif found.actor == "run_export":
+        export = _linked(Export, found)
+    owner = db.session.get(User, found.user_id) if found.user_id is not None else None
+    return render_template(
+        "admin/job.html",
+        job=found,
+        owner=owner,
+        email=email,
+        email_status=email_state.status(email) if email else None,
+        export=export,
+        arguments=json.dumps(found.args, indent=2, ensure_ascii=False),
+        result=json.dumps(found.result, indent=2, ensure_ascii=False) if found.result else None,
+        can_retry=found.status in RETRYABLE,
+        can_cancel=found.status in CANCELLABLE,
+    )
+
+
+def _linked(model, job: Job):
+    """The email or export the job works on: named by its first argument."""
+    if job.args and isinstance(job.args[0], str):
+        row = db.session.get(model, job.args[0])
+        if row is not None:
+            return row
+    return db.session.scalar(select(model).where(model.job_id == job.id))
+
+
+@admin.post("/jobs/<job_id>/retry")
+@admin_required
+def retry_job(job_id: str):
+    try:
+        control.retry(job_id)
+    except control.JobNotFound:
+        abort(404)
+    except control.JobStateConflict as conflict:
+        flash(
+            f"Not retried: the job is {conflict.status}; only failed or cancelled jobs can be.",
+            "error",
+        )
+    else:
+        flash("Job queued again.")
+    return redirect(url_for("admin.job", job_id=job_id), 303)
+
+
+@admin.post("/jobs/<job_id>/cancel")
+@admin_required
+def cancel_job(job_id: str):
+    try:
+        control.cancel(job_id)
+    except control.JobNotFound:
+        abort(404)
+    except control.JobStateConflict as conflict:
+        flash(
+            f"Not cancelled: the job is {conflict.status}; only queued, retrying or failed "
+            "jobs can be.",
+            "error",
+        )
+    else:
+        flash("Job cancelled.")
+    return redirect(url_for("admin.job", job_id=job_id), 303)
