@@ -53,7 +53,10 @@ def test_failed_attempts_wait_at_least_the_minimum_backoff(
     _drain(stub_broker, stub_worker)
     history = _job(app, ids["job_id"]).history
     minimum = config.from_env()["RETRY_MIN_BACKOFF_MS"] / 1000
-    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(history, history[1:])]
+    gaps = [
+        (b.started_at - a.finished_at).total_seconds()
+        for a, b in zip(history, history[1:], strict=False)
+    ]
     assert gaps and all(gap >= minimum for gap in gaps)
 
 

@@ -1,19 +1,19 @@
 """Loaded into a test worker (``dramatiq actors tests.support.slow_export``): makes
-an export slow enough (small batches, a pause after each) that a test can SIGKILL
-the worker while the export is being written."""
+an export slow enough (small batches, a pause after each) that a test can watch
+its progress or SIGKILL the worker while the export is being written."""
 
 import time
 
-from app.exports import service
+from app.exports import pg_copy, service
 
 service.BATCH_ROWS = 20
-_batches = service._post_batches
+pg_copy.BATCH_ROWS = 20
+_advance = service._Progress.advance
 
 
-def _slow_batches(user_id):
-    for batch in _batches(user_id):
-        time.sleep(0.05)
-        yield batch
+def _slow_advance(self, rows):
+    _advance(self, rows)
+    time.sleep(0.05)
 
 
-service._post_batches = _slow_batches
+service._Progress.advance = _slow_advance
