@@ -27,6 +27,8 @@ _INTS = {
     "JOB_RETENTION_DAYS": 30,
     "FAILED_JOB_RETENTION_DAYS": 90,
     "RELAY_INTERVAL_S": 10,
+    # How long a scheduler's lease lasts without renewal (renewed every third of it).
+    "SCHEDULER_LEASE_S": 30,
 }
 _STRINGS = {
     "DATABASE_URL": f"sqlite:///{INSTANCE / 'app.db'}",

@@ -38,6 +38,12 @@ class AttachmentMissing(PermanentError):
     """The file to attach is gone (its export expired); sending cannot succeed."""
 
 
+# Failures that a resend cannot fix either (job.error_type holds the class name).
+PERMANENT_ERRORS = tuple(
+    error.__name__ for error in (EmailNotFound, RecipientRefused, MessageRefused, AttachmentMissing)
+)
+
+
 def status(email: Email) -> str:
     """queued, sending, sent or failed: derived from ``sent_at`` and the current
     job, so that it can never disagree with the job. A missing job was deleted

@@ -85,6 +85,9 @@ class Job(db.Model):
     # for, so a copy from an earlier series (say, from the dead-letter queue) can
     # never run the job again (see state.start_attempt).
     series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Periodic jobs carry "schedule@tick"; the unique index makes a second
+    # enqueue of the same tick fail, even from two schedulers at once.
+    unique_key: Mapped[str | None] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -188,6 +191,30 @@ class Export(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[Job | None] = relationship()
+
+
+class SchedulerLease(db.Model):
+    """Which scheduler process may enqueue periodic jobs, until when."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleState(db.Model):
+    """The last tick each periodic job ran for, and how it went."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interval_s: Mapped[int] = mapped_column(Integer)
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_job_id: Mapped[str | None] = mapped_column(String(36))
+    # "enqueued", "ok: published 3 jobs", or "error: ..." for work done in the scheduler
+    last_outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class LoginThrottle(db.Model):

@@ -1,0 +1,1 @@
+"""The periodic maintenance work: resending failed emails and cleaning up."""

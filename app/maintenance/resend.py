@@ -1,0 +1,61 @@
+"""Resending failed emails: each goes back through ``send_email`` as a new series
+of attempts, at most EMAIL_RESEND_MAX_ROUNDS times. An email refused for good (a
+bad recipient) and an email already sent are never resent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.db import db, utcnow
+from app.emails import PERMANENT_ERRORS
+from app.jobs import control
+from app.models import Email, Job
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+def resendable():
+    """Emails failed for longer than RESEND_INTERVAL_S, with rounds left, whose
+    failure was not permanent."""
+    config = current_app.config
+    failed_before = utcnow() - timedelta(seconds=config["RESEND_INTERVAL_S"])
+    return (
+        select(Email.id, Email.job_id)
+        .join(Job, Job.id == Email.job_id)
+        .where(
+            Email.sent_at.is_(None),
+            Email.resend_rounds < config["EMAIL_RESEND_MAX_ROUNDS"],
+            Job.status == "failed",
+            Job.finished_at < failed_before,
+            Job.error_type.not_in(PERMANENT_ERRORS),
+        )
+        .order_by(Job.finished_at)
+    )
+
+
+def resend_failed_emails() -> int:
+    resent = 0
+    while True:
+        batch = db.session.execute(resendable().limit(BATCH)).all()
+        db.session.rollback()
+        if not batch:
+            return resent
+        for email_id, job_id in batch:
+            try:
+                # The round is counted in the same transaction as the requeue.
+                db.session.execute(
+                    update(Email)
+                    .where(Email.id == email_id)
+                    .values(resend_rounds=Email.resend_rounds + 1)
+                )
+                control.retry(job_id)
+                resent += 1
+            except (control.JobStateConflict, control.JobNotFound):
+                db.session.rollback()  # retried by someone else meanwhile
+        logger.info("resent %d failed email(s)", resent)
