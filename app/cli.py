@@ -15,6 +15,7 @@ from app.db import db
 from app.jobs import control, outbox
 from app.jobs.listing import newest_first
 from app.models import JOB_STATUSES, Job, User
+from app.scheduling import status
 
 users_cli = AppGroup("users", help="Manage users.")
 jobs_cli = AppGroup("jobs", help="Inspect and move background jobs.")
@@ -111,7 +112,27 @@ def seed_posts(email: str, count: int) -> None:
     click.echo(f"inserted {count} posts for {user.email} in {time.monotonic() - started:.1f}s")
 
 
+schedules_cli = AppGroup("schedules", help="The periodic jobs run by scheduler.py.")
+
+
+@schedules_cli.command("list")
+def list_schedules() -> None:
+    """Each periodic job with its interval, last run, next run and last outcome."""
+    current = status.leader()
+    click.echo(f"leader: {current['holder'] if current else 'none (no scheduler running?)'}")
+    for row in status.schedule_rows():
+        last = f"{row['last_run_at']:%Y-%m-%d %H:%M:%S}" if row["last_run_at"] else "never"
+        warning = (
+            f"  WARNING: has not run for over {2 * row['interval_s']}s" if row["stale"] else ""
+        )
+        click.echo(
+            f"{row['name']:<22} every {row['interval_s']:>5}s  last {last}  "
+            f"next {row['next_run_at']:%Y-%m-%d %H:%M:%S}  {row['last_outcome']}{warning}"
+        )
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(schedules_cli)
     app.cli.add_command(seed_posts)

@@ -53,16 +53,16 @@ def run_due(name: str) -> bool:
         db.session.rollback()
         return False
     if schedule.actor is not None:
-        job = state.new_job(actor=schedule.actor, queue="maintenance", args=[], max_retries=0)
-        job.unique_key = f"{name}@{tick.isoformat()}"
-        db.session.execute(
-            update(ScheduleState)
-            .where(ScheduleState.name == name)
-            .values(last_job_id=job.id, last_outcome="enqueued")
-        )
         try:
+            job = state.new_job(actor=schedule.actor, queue="maintenance", args=[], max_retries=0)
+            job.unique_key = f"{name}@{tick.isoformat()}"
+            db.session.execute(
+                update(ScheduleState)
+                .where(ScheduleState.name == name)
+                .values(last_job_id=job.id, last_outcome="enqueued")
+            )
             outbox.commit_and_publish(job)
-        except IntegrityError:
+        except IntegrityError:  # this tick's job exists: another leader enqueued it
             db.session.rollback()
             return False
         logger.info("enqueued %s for tick %s (job %s)", name, tick.isoformat(), job.id)

@@ -1,0 +1,120 @@
+"""cleanup removes exactly what is past retention, and its files."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from app.db import db, utcnow
+from app.exports import links
+from app.jobs import state
+from app.maintenance.cleanup import cleanup
+from app.models import Email, Export, Job, JobAttempt
+
+
+def _job(status, age_days) -> str:
+    job = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+    job.status = status
+    job.finished_at = utcnow() - timedelta(days=age_days) if status != "queued" else None
+    job.created_at = utcnow() - timedelta(days=age_days + 1)
+    db.session.flush()
+    db.session.add(JobAttempt(job_id=job.id, attempt=1, outcome="failed"))
+    db.session.commit()
+    return job.id
+
+
+def test_cleanup_deletes_finished_jobs_past_retention_with_their_history(app, user):
+    keep_days, failed_days = (
+        app.config["JOB_RETENTION_DAYS"],
+        app.config["FAILED_JOB_RETENTION_DAYS"],
+    )
+    with app.app_context():
+        gone = [
+            _job("succeeded", keep_days + 1),
+            _job("cancelled", keep_days + 1),
+            _job("failed", failed_days + 1),
+        ]
+        kept = [
+            _job("succeeded", keep_days - 1),
+            _job("failed", keep_days + 1),
+            _job("queued", failed_days + 10),
+            _job("retrying", failed_days + 10),
+        ]
+        email = Email(
+            user_id=user[0],
+            job_id=gone[0],
+            to="a@b.c",
+            subject="s",
+            body="b",
+            message_id="<m@x>",
+            sent_at=utcnow(),
+        )
+        db.session.add(email)
+        db.session.commit()
+
+        summary = cleanup()
+
+        assert summary["jobs_deleted"] == 3
+        remaining = set(db.session.scalars(db.select(Job.id)))
+        assert remaining == set(kept)
+        assert db.session.query(JobAttempt).count() == len(kept)
+        assert db.session.get(Email, email.id).job_id is None  # the email itself stays
+
+
+def test_cleanup_expires_old_export_files_and_their_links(app, user, client):
+    ttl = app.config["EXPORT_LINK_TTL_S"]
+    export_dir = Path(app.config["EXPORT_DIR"])
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with app.app_context():
+        old = Export(
+            user_id=user[0],
+            kind="posts",
+            format="csv",
+            status="succeeded",
+            file_name="old.csv",
+            finished_at=utcnow() - timedelta(seconds=ttl + 60),
+        )
+        new = Export(
+            user_id=user[0],
+            kind="posts",
+            format="json",
+            status="succeeded",
+            file_name="new.json",
+            finished_at=utcnow(),
+        )
+        db.session.add_all([old, new])
+        db.session.commit()
+        (export_dir / "old.csv").write_text("x")
+        (export_dir / "new.json").write_text("[]")
+        with app.test_request_context():
+            token = links.sign(old.id)
+
+        cleanup()
+
+        assert db.session.get(Export, old.id).status == "expired"
+        assert db.session.get(Export, new.id).status == "succeeded"
+    assert not (export_dir / "old.csv").exists()
+    assert (export_dir / "new.json").exists()
+    assert client.get(f"/exports/download/{token}").status_code == 410
+
+
+def test_cleanup_removes_stray_partial_files_but_not_a_running_exports(app, user):
+    partial = Path(app.config["EXPORT_DIR"]) / ".partial"
+    partial.mkdir(parents=True)
+    with app.app_context():
+        running = Export(user_id=user[0], kind="posts", format="csv", status="running")
+        db.session.add(running)
+        db.session.commit()
+        running_file = f"{running.id}.abc.csv"
+        (partial / running_file).write_text("half")
+        (partial / "deadbeef-dead.abc.csv").write_text("left by a killed worker")
+        stray = Path(app.config["EXPORT_DIR"]) / "orphan.csv"
+        stray.write_text("no export owns me")
+        an_hour_ago = time.time() - 3600
+        os.utime(stray, (an_hour_ago, an_hour_ago))
+
+        assert cleanup()["files_removed"] == 2
+    assert [p.name for p in partial.iterdir()] == [running_file]
+    assert not stray.exists()
