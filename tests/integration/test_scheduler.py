@@ -1,0 +1,133 @@
+"""Several schedulers at once: each tick enqueued exactly once, leadership handed
+over when the leader dies, the lease given up at once on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import datetime, timedelta
+
+import pika
+import pytest
+
+from app import auth
+from app.db import db, utcnow
+from app.emails import new_email
+from app.jobs import outbox, rescue
+from app.models import Job, SchedulerLease
+from tests.support.scheduler import SchedulerProcess
+from tests.support.worker import wait_until
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+INTERVAL_S = 3
+LEASE_S = 2  # shorter than the interval: a takeover finishes before a second tick falls due
+
+
+@pytest.fixture()
+def start_scheduler(live_app, vhost, tmp_path):
+    schedulers: list[SchedulerProcess] = []
+    env = {
+        "DATABASE_URL": live_app.config["DATABASE_URL"],
+        "BROKER_URL": vhost.url(),
+        "SECRET_KEY": live_app.config["SECRET_KEY"],
+        "RESEND_INTERVAL_S": str(INTERVAL_S),
+        "CLEANUP_INTERVAL_S": str(INTERVAL_S),
+        "RELAY_INTERVAL_S": "1",
+        "SCHEDULER_LEASE_S": str(LEASE_S),
+    }
+
+    def start() -> SchedulerProcess:
+        process = SchedulerProcess(env, tmp_path / f"scheduler-{len(schedulers)}.log")
+        schedulers.append(process)
+        return process
+
+    yield start
+    for process in schedulers:
+        process.stop()
+
+
+def _ticks(app, actor: str) -> list[datetime]:
+    with app.app_context():
+        keys = db.session.scalars(db.select(Job.unique_key).where(Job.actor == actor)).all()
+    return sorted(datetime.fromisoformat(key.split("@", 1)[1]) for key in keys)
+
+
+def _assert_every_tick_once(ticks: list[datetime]) -> None:
+    assert len(ticks) == len(set(ticks)), "a tick was enqueued twice"
+    gaps = {later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)}
+    assert gaps <= {timedelta(seconds=INTERVAL_S)}, f"a tick was lost: {ticks}"
+
+
+def _holder(app) -> str | None:
+    with app.app_context():
+        lease = db.session.get(SchedulerLease, "scheduler")
+        return lease.holder if lease and lease.expires_at > utcnow() else None
+
+
+def test_three_schedulers_enqueue_each_tick_once_and_survive_losing_their_leader(
+    live_app, start_scheduler
+):
+    schedulers = {s.process.pid: s for s in (start_scheduler() for _ in range(3))}
+    wait_until(lambda: len(_ticks(live_app, "cleanup")) >= 3, timeout=20, message="3 ticks")
+    _assert_every_tick_once(_ticks(live_app, "cleanup"))
+
+    # When the leader is killed outright
+    leader_pid = int(_holder(live_app).split(":")[1])
+    schedulers.pop(leader_pid).signal(signal.SIGKILL)
+    before = len(_ticks(live_app, "cleanup"))
+
+    # Then another takes over within the lease time, losing and doubling no tick
+    wait_until(
+        lambda: (_holder(live_app) or "").split(":")[1:2] not in ([], [str(leader_pid)]),
+        timeout=LEASE_S + 3,
+        message="a new leader",
+    )
+    wait_until(lambda: len(_ticks(live_app, "cleanup")) >= before + 2, timeout=15, message="ticks")
+    for actor in ("cleanup", "resend_failed_emails"):
+        _assert_every_tick_once(_ticks(live_app, actor))
+
+    # When the new leader is stopped with SIGTERM, it gives the lease up at once
+    new_pid = int(_holder(live_app).split(":")[1])
+    schedulers.pop(new_pid).signal(signal.SIGTERM)
+    assert _holder(live_app) is None or _holder(live_app).split(":")[1] != str(new_pid)
+    [last] = schedulers.values()
+    wait_until(
+        lambda: (_holder(live_app) or "").split(":")[1:2] == [str(last.process.pid)],
+        timeout=LEASE_S,
+        message="the last scheduler to lead",
+    )
+    time.sleep(INTERVAL_S + 1)
+    _assert_every_tick_once(_ticks(live_app, "cleanup"))
+
+
+def test_job_whose_message_was_deleted_from_rabbitmq_is_rescued_and_runs_once(
+    live_app, rabbit_broker, vhost, start_worker, smtp_server
+):
+    # Given an email job published to RabbitMQ, whose message is then purged
+    with live_app.app_context():
+        user = auth.create_user("max@example.com", "pw")
+        _, job = new_email(user_id=user.id, to="m@example.com", subject="s", body="b")
+        outbox.commit_and_publish(job)
+        job_id = job.id
+    connection = pika.BlockingConnection(pika.URLParameters(vhost.url()))
+    connection.channel().queue_purge("emails")
+    connection.close()
+    with live_app.app_context():
+        db.session.get(Job, job_id).published_at = utcnow() - rescue.grace() * 2
+        db.session.commit()
+
+        # When the relay's rescue runs
+        assert rescue.rescue_lost_jobs() == 1
+
+    # Then a worker runs it, once
+    start_worker()
+
+    def succeeded():
+        with live_app.app_context():
+            return db.session.get(Job, job_id).status == "succeeded"
+
+    wait_until(succeeded, message="the rescued job to succeed")
+    with live_app.app_context():
+        assert db.session.get(Job, job_id).attempts == 1
+    assert len(smtp_server.messages) == 1
