@@ -1,14 +1,17 @@
-"""Health and readiness probes for operators and load balancers."""
+"""For operators: health and readiness probes, metrics, the API's OpenAPI document."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from app import metrics
 from app.db import db
 from app.jobs.outbox import get_broker
+from app.openapi import DOCUMENT
 
 logger = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__)
@@ -24,6 +27,16 @@ def readyz():
     checks = {"database": _check(_database), "broker": _check(_broker)}
     healthy = all(value == "ok" for value in checks.values())
     return jsonify(checks), 200 if healthy else 503
+
+
+@ops.get("/metrics")
+def prometheus_metrics():
+    return Response(metrics.render(), mimetype=CONTENT_TYPE_LATEST)
+
+
+@ops.get("/openapi.json")
+def openapi():
+    return jsonify(DOCUMENT)
 
 
 def _check(probe) -> str:
