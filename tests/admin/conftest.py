@@ -1,0 +1,127 @@
+"""Helpers for the admin page tests: signed-in clients and job rows made directly."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import dramatiq
+import pytest
+
+from app import emails
+from app.db import db, utcnow
+from app.jobs import state
+from app.models import Job, JobAttempt
+
+QUEUES = {
+    "send_email": "emails",
+    "run_export": "exports",
+    "resend_failed_emails": "maintenance",
+    "cleanup": "maintenance",
+}
+BASE = utcnow().replace(microsecond=0) - timedelta(days=1)
+
+
+def csrf_token(client, path="/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def signed_in(app, email: str | None):
+    """A test client signed in as ``email`` (anonymous for None)."""
+    client = app.test_client()
+    if email is not None:
+        response = client.post(
+            "/login",
+            data={"email": email, "password": "correct horse", "csrf_token": csrf_token(client)},
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def make_job(
+    app,
+    *,
+    actor="send_email",
+    status="failed",
+    minutes=0,
+    args=None,
+    error_type=None,
+    error_message=None,
+    attempts=0,
+    user_id=None,
+) -> str:
+    """A job row in any state, ``minutes`` after a fixed base time, with one
+    failed attempt (and its traceback) per ``attempts``."""
+    with app.app_context():
+        job = state.new_job(
+            actor=actor,
+            queue=QUEUES.get(actor, "default"),
+            args=args if args is not None else [],
+            max_retries=2,
+            user_id=user_id,
+        )
+        job.status = status
+        job.created_at = BASE + timedelta(minutes=minutes)
+        job.attempts = attempts
+        job.error_type, job.error_message = error_type, error_message
+        if status in ("succeeded", "failed", "cancelled"):
+            job.finished_at = job.created_at + timedelta(seconds=30)
+        for number in range(1, attempts + 1):
+            db.session.add(
+                JobAttempt(
+                    job_id=job.id,
+                    attempt=number,
+                    started_at=job.created_at + timedelta(seconds=number),
+                    finished_at=job.created_at + timedelta(seconds=number, milliseconds=500),
+                    outcome="failed",
+                    error_type=error_type or "RuntimeError",
+                    error_message=f"attempt {number}: {error_message}",
+                    traceback=f"Traceback (most recent call last):\n  line {number}\n"
+                    f"{error_type or 'RuntimeError'}: attempt {number} went wrong",
+                )
+            )
+        db.session.commit()
+        return job.id
+
+
+def make_email(
+    app, user_id: int, *, job_status: str | None, sent: bool = False, to="x@example.com"
+):
+    """An email whose job is in ``job_status`` (None: its job was deleted)."""
+    with app.app_context():
+        email, job = emails.new_email(user_id=user_id, to=to, subject=f"To {to}", body="Hello")
+        db.session.flush()
+        if job_status is None:
+            email.job_id = None
+            db.session.delete(job)
+        else:
+            job.status = job_status
+            job.error_type, job.error_message = "SMTPDataError", "451 4.3.0 try again later"
+        if sent:
+            email.sent_at = utcnow()
+        db.session.commit()
+        return email.id, email.job_id
+
+
+def status_of(app, job_id: str) -> str:
+    with app.app_context():
+        return db.session.get(Job, job_id).status
+
+
+def listed_ids(html: str) -> list[str]:
+    return re.findall(r'<tr[^>]* data-id="([^"]+)"', html)
+
+
+def published_ids(broker, queue: str) -> list[str]:
+    return [dramatiq.Message.decode(raw).message_id for raw in list(broker.queues[queue].queue)]
+
+
+@pytest.fixture()
+def admin_client(app, admin):
+    return signed_in(app, "admin@example.com")
+
+
+@pytest.fixture()
+def user_client(app, user):
+    return signed_in(app, "alice@example.com")
