@@ -34,6 +34,10 @@ class MessageRefused(PermanentError):
     """The SMTP server refused the message for good (a 5xx reply)."""
 
 
+class SMTPTemporaryError(Exception):
+    """The SMTP server refused for now (a 4xx reply); a later attempt may pass."""
+
+
 class AttachmentMissing(PermanentError):
     """The file to attach is gone (its export expired); sending cannot succeed."""
 
@@ -183,11 +187,12 @@ def _send(message: Message) -> None:
         codes = [code for code, _ in error.recipients.values()]
         if codes and all(500 <= code < 600 for code in codes):
             raise RecipientRefused(_describe(error.recipients)) from error
-        raise
+        raise SMTPTemporaryError(_describe(error.recipients)) from error
     except smtplib.SMTPResponseException as error:
+        reply = f"{error.smtp_code} {_text(error.smtp_error)}"
         if 500 <= error.smtp_code < 600:
-            raise MessageRefused(f"{error.smtp_code} {_text(error.smtp_error)}") from error
-        raise
+            raise MessageRefused(reply) from error
+        raise SMTPTemporaryError(reply) from error
 
 
 def _describe(recipients: dict) -> str:

@@ -97,7 +97,7 @@ def make_email(
             db.session.delete(job)
         else:
             job.status = job_status
-            job.error_type, job.error_message = "SMTPDataError", "451 4.3.0 try again later"
+            job.error_type, job.error_message = "SMTPTemporaryError", "451 4.3.0 try again later"
         if sent:
             email.sent_at = utcnow()
         db.session.commit()

@@ -31,7 +31,7 @@ def test_detail_page_shows_arguments_every_attempt_and_its_traceback(app, admin_
                     attempt=number,
                     outcome="failed",
                     finished_at=utcnow(),
-                    error_type="SMTPDataError",
+                    error_type="SMTPTemporaryError",
                     error_message=f"451 try later ({number})",
                     traceback=f"Traceback (most recent call last):\n  frame {number}\n"
                     "SMTPDataError",

@@ -25,8 +25,8 @@ def test_export_button_shows_progress_until_the_download_link(
 ):
     with live_app.app_context():
         user = auth.create_user("hana@example.com", "secret pw")
-        seed_posts(user.id, 2000)
-    start_worker("tests.support.slow_export")  # about five seconds of export to watch
+        seed_posts(user.id, 4000)
+    start_worker("tests.support.slow_export")  # about ten seconds of export to watch
 
     with sync_api.sync_playwright() as playwright:
         browser = launch_chromium(playwright)

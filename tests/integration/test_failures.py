@@ -51,8 +51,8 @@ def test_exhausted_retries_dead_letter_the_message_and_fail_the_job(
     _wait_status(live_app, ids["job_id"], "failed")
     job = _job(live_app, ids["job_id"])
     assert len(job.history) == MAX_RETRIES + 1
-    assert all(a.outcome == "failed" and a.error_type == "SMTPDataError" for a in job.history)
-    assert (job.error_type, job.finished_at is not None) == ("SMTPDataError", True)
+    assert all(a.outcome == "failed" and a.error_type == "SMTPTemporaryError" for a in job.history)
+    assert (job.error_type, job.finished_at is not None) == ("SMTPTemporaryError", True)
     wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the dead letter")
     email = live_app.test_client().get(f"/api/emails/{ids['email_id']}", headers=user_headers)
     assert email.json["status"] == "failed"

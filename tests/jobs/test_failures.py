@@ -101,7 +101,7 @@ def test_temporary_refusal_is_retried_until_retries_run_out(
     max_retries = config.from_env()["EMAIL_MAX_RETRIES"]
     assert (job.status, job.attempts) == ("failed", max_retries + 1)
     assert len(job.history) == max_retries + 1
-    assert {a.error_type for a in job.history} == {"SMTPDataError"}
+    assert {a.error_type for a in job.history} == {"SMTPTemporaryError"}
     assert [m.message_id for m in stub_broker.dead_letters] == [ids["job_id"]]
 
 

@@ -11,7 +11,7 @@ from app.models import Email, Job
 
 
 def _email(
-    app, user_id, *, status="failed", age_s=3600, rounds=0, error="SMTPDataError", sent=False
+    app, user_id, *, status="failed", age_s=3600, rounds=0, error="SMTPTemporaryError", sent=False
 ) -> str:
     with app.app_context():
         email, job = new_email(user_id=user_id, to="x@example.com", subject="s", body="b")
