@@ -1,4 +1,4 @@
-"""The admin pages: jobs (with retry and cancel) and failed emails."""
+"""The admin pages: jobs (with retry and cancel), failed emails, schedules."""
 
 from __future__ import annotations
 
@@ -24,4 +24,4 @@ def short_id(value: str | None) -> str:
     return (value or "")[:8]
 
 
-from app.admin import emails, jobs  # noqa: E402,F401  (routes register on import)
+from app.admin import emails, jobs, schedules  # noqa: E402,F401  (routes register on import)
