@@ -69,6 +69,8 @@ class Job(db.Model):
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
+        Index("ix_jobs_actor_status_created", "actor", "status", "created_at", "id"),
+        # On PostgreSQL, migration 0005 also adds a trigram index for the admin search.
         Index("ix_jobs_unpublished", "published_at", "status"),
     )
 

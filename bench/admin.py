@@ -94,8 +94,11 @@ def fill(n: int) -> None:
         raw.commit()
     finally:
         raw.close()
-    db.session.execute(text("ANALYZE jobs"))
-    db.session.commit()
+    # What autovacuum does soon after a bulk load in production: statistics, and
+    # the visibility map that lets counts run from the indexes alone.
+    connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    connection.execute(text("VACUUM ANALYZE jobs"))
+    connection.close()
 
 
 def timed(client, url: str) -> list[float]:

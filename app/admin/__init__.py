@@ -11,12 +11,22 @@ admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templ
 # What the actor filter offers; a job of another actor is still found by searching.
 KNOWN_ACTORS = ("send_email", "run_export", "resend_failed_emails", "cleanup")
 PAGE_SIZE = 50
+# Status counts stop here: past it the page says "1,000+".
+COUNT_CAP = 1_000
 
 
 @admin.app_template_filter("utc_time")
 def format_utc(value: datetime | None) -> str:
     """A timestamp as the admin pages show it: UTC, to the second."""
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+@admin.app_template_filter("count_label")
+def count_label(value: int, lower_bound: bool = False) -> str:
+    """A capped count: "1,000+" past the cap, "n+" when ``value`` is a lower bound."""
+    if value > COUNT_CAP:
+        return f"{COUNT_CAP:,}+"
+    return f"{value:,}+" if lower_bound and value else f"{value:,}"
 
 
 @admin.app_template_filter("short_id")

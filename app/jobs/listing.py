@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select, tuple_
 
 from app.models import Job
 
@@ -38,7 +38,6 @@ def newest_first(query: Select | None = None, *, cursor: str | None = None, limi
     query = select(Job) if query is None else query
     if cursor:
         created_at, job_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
-        )
+        # A row comparison, which PostgreSQL turns into an index range scan.
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(created_at, job_id))
     return query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
