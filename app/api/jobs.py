@@ -96,40 +96,29 @@ def list_jobs():
     )
 
 
-def _admin_only():
+def _admin_change(job_id: str, action, allowed: str) -> None:
+    """Run a job state change for an admin, as the contract's status codes say."""
     if not g.user.is_admin:
         raise ApiError(403, "admins only")
+    try:
+        action(job_id)
+    except control.JobNotFound:
+        raise ApiError(404, "no such job") from None
+    except control.JobStateConflict as conflict:
+        raise ApiError(
+            409, f"only {allowed} jobs qualify; this one is {conflict.status}", job_id=job_id
+        ) from None
 
 
 @api.post("/jobs/<job_id>/retry")
 @token_required
 def retry_job(job_id: str):
-    _admin_only()
-    try:
-        control.retry(job_id)
-    except control.JobNotFound:
-        raise ApiError(404, "no such job") from None
-    except control.JobStateConflict as conflict:
-        raise ApiError(
-            409,
-            f"only failed or cancelled jobs can be retried; this one is {conflict.status}",
-            job_id=job_id,
-        ) from None
+    _admin_change(job_id, control.retry, "failed or cancelled")
     return jsonify(job_id=job_id, status="queued"), 202
 
 
 @api.post("/jobs/<job_id>/cancel")
 @token_required
 def cancel_job(job_id: str):
-    _admin_only()
-    try:
-        control.cancel(job_id)
-    except control.JobNotFound:
-        raise ApiError(404, "no such job") from None
-    except control.JobStateConflict as conflict:
-        raise ApiError(
-            409,
-            f"only queued, retrying or failed jobs can be cancelled; this one is {conflict.status}",
-            job_id=job_id,
-        ) from None
+    _admin_change(job_id, control.cancel, "queued, retrying or failed")
     return jsonify(job_id=job_id, status="cancelled"), 200

@@ -13,7 +13,7 @@ from app.jobs.state import JobNotFound, JobStateConflict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobNotFound", "JobStateConflict", "cancel", "retry", "retry_many"]
+__all__ = ["JobNotFound", "JobStateConflict", "cancel", "cancel_many", "retry", "retry_many"]
 
 
 def retry(job_id: str) -> None:
@@ -37,22 +37,20 @@ def cancel(job_id: str) -> None:
 def retry_many(job_ids: Iterable[str]) -> tuple[int, int]:
     """Retry each job on its own; returns (retried, skipped). A job that moved
     meanwhile (another admin retried it) is skipped, not retried twice."""
-    retried = skipped = 0
-    for job_id in job_ids:
-        try:
-            retry(job_id)
-            retried += 1
-        except (JobStateConflict, JobNotFound):
-            skipped += 1
-    return retried, skipped
+    return _each(retry, job_ids)
 
 
 def cancel_many(job_ids: Iterable[str]) -> tuple[int, int]:
-    cancelled = skipped = 0
+    """Cancel each job on its own; returns (cancelled, skipped)."""
+    return _each(cancel, job_ids)
+
+
+def _each(action, job_ids: Iterable[str]) -> tuple[int, int]:
+    done = skipped = 0
     for job_id in job_ids:
         try:
-            cancel(job_id)
-            cancelled += 1
+            action(job_id)
+            done += 1
         except (JobStateConflict, JobNotFound):
             skipped += 1
-    return cancelled, skipped
+    return done, skipped
