@@ -62,6 +62,8 @@ def test_poison_message_is_dead_lettered_and_the_worker_goes_on(
     live_app, rabbit_broker, vhost, start_worker, smtp_server, headers
 ):
     worker = start_worker()
+    # The queues exist before the garbage arrives (the worker may still be declaring them)
+    rabbit_broker.declare_queue("emails", ensure=True)
     # Garbage bytes straight onto the queue, as a broken producer would send
     connection = pika.BlockingConnection(pika.URLParameters(vhost.url()))
     connection.channel().basic_publish(exchange="", routing_key="emails", body=b"\x00\xffnot json")
