@@ -1,0 +1,1 @@
+from tests.api.job_helpers import failed_job, jobs  # noqa: F401  (fixtures)
