@@ -23,7 +23,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import UTCDateTime, db, utcnow
 
 JOB_STATUSES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
-FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
 EXPORT_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 EXPORT_FORMATS = ("csv", "json", "xlsx")
 EXPORT_KINDS = ("posts",)
