@@ -4,13 +4,13 @@ email's job)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
 from app.admin import PAGE_SIZE, admin
 from app.db import db
 from app.jobs import control
-from app.jobs.listing import BadCursor, decode_cursor, encode_cursor
+from app.jobs.listing import BadCursor, encode_cursor, newest_first
 from app.models import Email, Job
 from app.web.session import admin_required
 
@@ -31,22 +31,12 @@ def failed_emails():
 @admin.get("/emails")
 @admin_required
 def emails():
-    query = failed_emails()
     cursor = request.args.get("cursor") or None
-    if cursor:
-        try:
-            created_at, email_id = decode_cursor(cursor)
-        except BadCursor:
-            abort(400, "That page link is not valid any more; start again from the newest emails.")
-        query = query.where(
-            or_(
-                Email.created_at < created_at,
-                and_(Email.created_at == created_at, Email.id < email_id),
-            )
-        )
-    rows = db.session.scalars(
-        query.order_by(Email.created_at.desc(), Email.id.desc()).limit(PAGE_SIZE + 1)
-    ).all()
+    try:
+        query = newest_first(failed_emails(), cursor=cursor, limit=PAGE_SIZE + 1, model=Email)
+    except BadCursor:
+        abort(400, "That page link is not valid any more; start again from the newest emails.")
+    rows = db.session.scalars(query).all()
     page = rows[:PAGE_SIZE]
     older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
     return render_template("admin/emails.html", emails=page, cursor=cursor, older=older)

@@ -218,33 +218,24 @@ def _linked(model, job: Job):
 @admin.post("/jobs/<job_id>/retry")
 @admin_required
 def retry_job(job_id: str):
-    try:
-        control.retry(job_id)
-    except control.JobNotFound:
-        abort(404)
-    except control.JobStateConflict as conflict:
-        flash(
-            f"Not retried: the job is {conflict.status}; only failed or cancelled jobs can be.",
-            "error",
-        )
-    else:
-        flash("Job queued again.")
-    return redirect(url_for("admin.job", job_id=job_id), 303)
+    return _change(job_id, control.retry, "Job queued again.", "retried", "failed or cancelled")
 
 
 @admin.post("/jobs/<job_id>/cancel")
 @admin_required
 def cancel_job(job_id: str):
+    return _change(
+        job_id, control.cancel, "Job cancelled.", "cancelled", "queued, retrying or failed"
+    )
+
+
+def _change(job_id: str, action, done: str, verb: str, allowed: str):
     try:
-        control.cancel(job_id)
+        action(job_id)
     except control.JobNotFound:
         abort(404)
     except control.JobStateConflict as conflict:
-        flash(
-            f"Not cancelled: the job is {conflict.status}; only queued, retrying or failed "
-            "jobs can be.",
-            "error",
-        )
+        flash(f"Not {verb}: the job is {conflict.status}; only {allowed} jobs can be.", "error")
     else:
-        flash("Job cancelled.")
+        flash(done)
     return redirect(url_for("admin.job", job_id=job_id), 303)

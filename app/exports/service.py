@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from flask import current_app
+from flask import current_app, url_for
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -225,8 +225,6 @@ def _delivery_email(export: Export):
 
 
 def to_dict(export: Export) -> dict:
-    from flask import url_for
-
     job = export.job
     if export.status in ("succeeded", "expired"):
         progress = 100

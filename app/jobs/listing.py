@@ -1,4 +1,5 @@
-"""Newest-first job listing with a keyset cursor, shared by the API and the CLI.
+"""Newest-first listing with a keyset cursor, shared by the API, the admin pages
+and the CLI, for any model with ``created_at`` and ``id`` (jobs, emails).
 
 The cursor is the last row's (created_at, id): the next page starts strictly
 after it, so a deep page costs as much as the first, with no OFFSET scan."""
@@ -17,8 +18,8 @@ class BadCursor(ValueError):
     pass
 
 
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}"
+def encode_cursor(row) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -34,10 +35,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return timestamp, job_id
 
 
-def newest_first(query: Select | None = None, *, cursor: str | None = None, limit: int) -> Select:
-    query = select(Job) if query is None else query
+def newest_first(
+    query: Select | None = None, *, cursor: str | None = None, limit: int, model=Job
+) -> Select:
+    query = select(model) if query is None else query
     if cursor:
-        created_at, job_id = decode_cursor(cursor)
+        created_at, row_id = decode_cursor(cursor)
         # A row comparison, which PostgreSQL turns into an index range scan.
-        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(created_at, job_id))
-    return query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        query = query.where(tuple_(model.created_at, model.id) < tuple_(created_at, row_id))
+    return query.order_by(model.created_at.desc(), model.id.desc()).limit(limit)

@@ -112,12 +112,13 @@ def start_attempt(job_id: str, *, series: int = 0, redelivered: bool) -> int | N
         if exists is None:
             raise JobNotFound(job_id)
         return None
-    # An attempt still open here belonged to a worker that died mid-job.
-    db.session.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
-        .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
-    )
+    if redelivered:
+        # Only a redelivery can find an attempt still open: its worker died mid-job.
+        db.session.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
+            .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
+        )
     db.session.add(JobAttempt(job_id=job_id, attempt=attempt, started_at=now))
     db.session.commit()
     return attempt
