@@ -86,6 +86,15 @@ class Job(db.Model):
     # for, so a copy from an earlier series (say, from the dead-letter queue) can
     # never run the job again (see state.start_attempt).
     series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Automatic retries spent in this series: every message carries it as
+    # Dramatiq's ``retries`` option, so a rescued copy keeps the count.
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The worker process running the job (see ``Worker``): its lease is the
+    # job's lease. Copies of the message never start a job whose lease is live.
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    # Times the rescue republished the job since a worker last claimed it; each
+    # rescue waits four times longer than the last (see app/jobs/rescue.py).
+    rescues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Periodic jobs carry "schedule@tick"; the unique index makes a second
     # enqueue of the same tick fail, even from two schedulers at once.
     unique_key: Mapped[str | None] = mapped_column(String(100), unique=True)
@@ -124,6 +133,24 @@ class JobAttempt(db.Model):
     traceback: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="history")
+
+
+class Worker(db.Model):
+    """A live worker process. Its heartbeat renews the lease of every job it
+    runs in one write: a job is owned while its worker's ``expires_at`` is ahead.
+
+    ``claimed`` maps each queue to the latest ``published_at`` among the jobs the
+    process has claimed from it: RabbitMQ queues are FIFO, so a queued job
+    published well before that mark was overtaken, and its message is lost."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    queues: Mapped[list] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Email(db.Model):
