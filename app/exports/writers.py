@@ -13,8 +13,9 @@ import xlsxwriter
 
 Batch = Sequence[Sequence]
 
-# An Excel cell holds at most this many characters.
+# An Excel cell holds at most this many characters, a sheet at most this many rows.
 XLSX_MAX_CELL = 32767
+XLSX_MAX_ROWS = 1_048_576
 
 
 def _plain(value):
@@ -48,8 +49,16 @@ def write_json(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> N
         file.write("\n]\n")
 
 
-def write_xlsx(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> None:
-    """XlsxWriter's constant-memory mode flushes each row to disk as it is written."""
+def write_xlsx(
+    path: str,
+    columns: Sequence[str],
+    batches: Iterable[Batch],
+    *,
+    rows_per_sheet: int = XLSX_MAX_ROWS,
+) -> None:
+    """XlsxWriter's constant-memory mode flushes each row to disk as it is written.
+    Past a sheet's row limit the rows go on in further sheets (``export``,
+    ``export 2``, ...), each with the header row, so no row is ever dropped."""
     workbook = xlsxwriter.Workbook(
         path,
         {
@@ -60,13 +69,19 @@ def write_xlsx(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> N
         },
     )
     try:
-        sheet = workbook.add_worksheet("export")
-        sheet.write_row(0, 0, columns)
-        number = 1
+        sheets = 0
+        number = rows_per_sheet  # start a sheet at the first row
         for batch in batches:
             for row in batch:
+                if number == rows_per_sheet:
+                    sheets += 1
+                    sheet = workbook.add_worksheet("export" if sheets == 1 else f"export {sheets}")
+                    sheet.write_row(0, 0, columns)
+                    number = 1
                 sheet.write_row(number, 0, [_cell(value) for value in row])
                 number += 1
+        if sheets == 0:
+            workbook.add_worksheet("export").write_row(0, 0, columns)
     finally:
         workbook.close()
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from openpyxl import load_workbook
 
-from app.exports.writers import WRITERS
+from app.exports.writers import WRITERS, write_xlsx
 from tests.exports.conftest import TRICKY_BODIES
 
 COLUMNS = ("id", "body", "created_at")
@@ -66,3 +66,22 @@ def test_csv_follows_rfc_4180_quoting(tmp_path):
     assert raw.startswith(b"id,body,created_at\n")
     assert b'1,"a ""b"", c",2026-11-21T12:30:45.123456+00:00\n' in raw
     assert not raw.startswith(b"\xef\xbb\xbf")  # no byte-order mark
+
+
+def test_xlsx_past_the_sheet_row_limit_goes_on_in_further_sheets(tmp_path):
+    # Given a sheet that holds a header and 3 rows (the real limit is 1,048,576)
+    path = tmp_path / "many.xlsx"
+    rows = [(i, f"post {i}") for i in range(8)]
+
+    # When 8 rows are written
+    write_xlsx(str(path), ("id", "body"), [rows[:5], rows[5:]], rows_per_sheet=4)
+
+    # Then every row is there, in order, over three sheets that each start with the header
+    book = load_workbook(path, read_only=True)
+    assert book.sheetnames == ["export", "export 2", "export 3"]
+    found = []
+    for sheet in book.worksheets:
+        values = list(sheet.iter_rows(values_only=True))
+        assert values[0] == ("id", "body")
+        found.extend(values[1:])
+    assert found == rows
