@@ -39,16 +39,18 @@ def _create_app():
 
 
 def middleware() -> list:
+    """Dramatiq's defaults (less Prometheus) with ours; the order is explained in
+    ``app/jobs/middleware.py``."""
     app_context = AppContext(_create_app)
     return [
         AgeLimit(),
+        app_context,
+        JobState(app_context),
+        Retries(),
         TimeLimit(),
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        app_context,
-        JobState(app_context),
-        Retries(),
     ]
 
 

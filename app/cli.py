@@ -81,7 +81,10 @@ def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
     job_ids = db.session.scalars(query.order_by(Job.created_at)).all()
     db.session.rollback()
     retried, skipped = control.retry_many(job_ids)
-    click.echo(f"queued {retried} failed job(s); {skipped} had moved on meanwhile")
+    click.echo(
+        f"queued {retried} failed job(s); skipped {skipped} "
+        "(moved on meanwhile, or an export blocked by another unfinished one)"
+    )
 
 
 @jobs_cli.command("relay")

@@ -29,6 +29,11 @@ _INTS = {
     "RELAY_INTERVAL_S": 10,
     # How long a scheduler's lease lasts without renewal (renewed every third of it).
     "SCHEDULER_LEASE_S": 30,
+    # How long a worker process's lease on its running jobs lasts without renewal
+    # (renewed every third of it): a dead worker's jobs are taken over after this.
+    "JOB_LEASE_S": 60,
+    # Seconds an SMTP connection may wait for the server before the attempt fails.
+    "MAIL_TIMEOUT": 30,
 }
 _STRINGS = {
     "DATABASE_URL": f"sqlite:///{INSTANCE / 'app.db'}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine
@@ -85,9 +86,17 @@ def _sqlite_begin(conn):
     """BEGIN IMMEDIATE takes SQLite's write lock up front, waiting up to the busy
     timeout for it. A deferred transaction that reads and then writes fails at
     once with "database is locked" when another writer got in between, and no
-    busy timeout helps then. Long read-only scans opt out with
-    ``execution_options(sqlite_begin="DEFERRED")`` so they never block writers."""
+    busy timeout helps then. So writers begin IMMEDIATE, and readers DEFERRED,
+    which in WAL mode never waits for or blocks a writer: the requests that
+    cannot change anything (GET, HEAD, OPTIONS), and long scans that say so with
+    ``execution_options(sqlite_begin="DEFERRED")``."""
     if conn.dialect.name != "sqlite":
         return
-    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    mode = conn.get_execution_options().get("sqlite_begin")
+    if mode is None:
+        mode = "DEFERRED" if _in_safe_request() else "IMMEDIATE"
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _in_safe_request() -> bool:
+    return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")

@@ -4,7 +4,6 @@ Flask-Mail, and its state as users see it."""
 from __future__ import annotations
 
 import mimetypes
-import smtplib
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +12,9 @@ from flask_mail import Message
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import smtp
 from app.db import db, utcnow
-from app.extensions import mail
-from app.jobs import outbox, state
+from app.jobs import durable, outbox, state
 from app.jobs.errors import PermanentError
 from app.models import Email, Job, new_id
 
@@ -26,25 +25,14 @@ class EmailNotFound(PermanentError, LookupError):
     """The message names an email that has no row; retrying cannot help."""
 
 
-class RecipientRefused(PermanentError):
-    """The SMTP server refused the recipient for good (a 5xx reply): a bad address."""
-
-
-class MessageRefused(PermanentError):
-    """The SMTP server refused the message for good (a 5xx reply)."""
-
-
-class SMTPTemporaryError(Exception):
-    """The SMTP server refused for now (a 4xx reply); a later attempt may pass."""
-
-
 class AttachmentMissing(PermanentError):
     """The file to attach is gone (its export expired); sending cannot succeed."""
 
 
 # Failures that a resend cannot fix either (job.error_type holds the class name).
 PERMANENT_ERRORS = tuple(
-    error.__name__ for error in (EmailNotFound, RecipientRefused, MessageRefused, AttachmentMissing)
+    error.__name__
+    for error in (EmailNotFound, smtp.RecipientRefused, smtp.MessageRefused, AttachmentMissing)
 )
 
 
@@ -103,13 +91,7 @@ def new_email(
 ):
     """An email and its ``send_email`` job, added to the session; the caller
     commits and publishes them with ``outbox.commit_and_publish(job)``."""
-    job = state.new_job(
-        actor="send_email",
-        queue="emails",
-        args=[],
-        max_retries=current_app.config["EMAIL_MAX_RETRIES"],
-        user_id=user_id,
-    )
+    job = state.new_job(actor="send_email", args=[], user_id=user_id)
     email = Email(
         id=new_id(),
         user_id=user_id,
@@ -167,40 +149,25 @@ def deliver(email_id: str) -> None:
         if not path.is_file():
             raise AttachmentMissing(f"{email.attachment} no longer exists")
         message.attach(path.name, _mimetype(path), path.read_bytes())
+    # Committed before talking to the SMTP server: no transaction stays open over
+    # the network. Once the server has accepted, the email is recorded as sent
+    # even through a database outage (``durable``): the one window for a second
+    # copy is a worker dying between the two (see docs/reliability.md).
+    durable.write(_count_attempt, email_id)
+    smtp.send(message)
+    durable.write(_mark_sent, email_id)
+
+
+def _count_attempt(email_id: str) -> None:
     db.session.execute(
         update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
     )
-    # Commit before talking to the SMTP server: no transaction stays open over the network.
-    db.session.commit()
-    _send(message)
-    db.session.execute(update(Email).where(Email.id == email_id).values(sent_at=utcnow()))
-    db.session.commit()
 
 
-def _send(message: Message) -> None:
-    """Send through Flask-Mail, telling permanent refusals (5xx) from temporary
-    faults. Connection errors, timeouts and 4xx replies propagate as they are,
-    and Retries tries again later."""
-    try:
-        mail.send(message)
-    except smtplib.SMTPRecipientsRefused as error:
-        codes = [code for code, _ in error.recipients.values()]
-        if codes and all(500 <= code < 600 for code in codes):
-            raise RecipientRefused(_describe(error.recipients)) from error
-        raise SMTPTemporaryError(_describe(error.recipients)) from error
-    except smtplib.SMTPResponseException as error:
-        reply = f"{error.smtp_code} {_text(error.smtp_error)}"
-        if 500 <= error.smtp_code < 600:
-            raise MessageRefused(reply) from error
-        raise SMTPTemporaryError(reply) from error
-
-
-def _describe(recipients: dict) -> str:
-    return "; ".join(f"{to}: {code} {_text(reply)}" for to, (code, reply) in recipients.items())
-
-
-def _text(reply) -> str:
-    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+def _mark_sent(email_id: str) -> None:
+    db.session.execute(
+        update(Email).where(Email.id == email_id, Email.sent_at.is_(None)).values(sent_at=utcnow())
+    )
 
 
 def _mimetype(path: Path) -> str:

@@ -92,6 +92,10 @@ class Job(db.Model):
     # The worker process running the job (see ``Worker``): its lease is the
     # job's lease. Copies of the message never start a job whose lease is live.
     worker_id: Mapped[str | None] = mapped_column(String(100))
+    # A token unique to the attempt that claimed the job: every later write of
+    # that attempt names it, so an attempt whose lease was taken over can no
+    # longer change the job (and a claim whose commit was lost can be recognised).
+    claim: Mapped[str | None] = mapped_column(String(32))
     # Times the rescue republished the job since a worker last claimed it; each
     # rescue waits four times longer than the last (see app/jobs/rescue.py).
     rescues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -22,9 +22,9 @@ from app.db import db, utcnow
 from app.emails import new_email
 from app.exports import links, pg_copy
 from app.exports.writers import WRITERS
-from app.jobs import outbox, state
+from app.jobs import durable, outbox, state
 from app.jobs.errors import PermanentError
-from app.models import Export, Post, User, new_id
+from app.models import Export, Job, Post, User, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +50,7 @@ def request_export(*, user_id: int, kind: str, format: str) -> Export:
     running = _unfinished(user_id, kind)
     if running is not None:
         raise ExportAlreadyRunning(running.job_id)
-    job = state.new_job(
-        actor="run_export",
-        queue="exports",
-        args=[],
-        max_retries=current_app.config["EXPORT_MAX_RETRIES"],
-        user_id=user_id,
-    )
+    job = state.new_job(actor="run_export", args=[], user_id=user_id)
     export = Export(
         id=new_id(),
         user_id=user_id,
@@ -86,8 +80,8 @@ def _unfinished(user_id: int, kind: str) -> Export | None:
     )
 
 
-@state.on_given_up("run_export")
-def _fail_export(job_id: str) -> None:
+def mark_failed(job_id: str) -> None:
+    """The export's job failed for good or was cancelled (``kinds``' given_up hook)."""
     db.session.execute(
         update(Export)
         .where(Export.job_id == job_id, Export.status.in_(("queued", "running")))
@@ -95,10 +89,10 @@ def _fail_export(job_id: str) -> None:
     )
 
 
-@state.on_requeued("run_export")
-def _requeue_export(job_id: str) -> None:
-    """Raises IntegrityError when the user has started another export of the
-    same kind meanwhile: the unique index allows one unfinished export."""
+def mark_queued(job_id: str) -> None:
+    """The export's job was retried by hand (``kinds``' requeued hook). Raises
+    IntegrityError when the user has started another export of the same kind
+    meanwhile: the unique index allows one unfinished export."""
     db.session.execute(
         update(Export)
         .where(Export.job_id == job_id, Export.status == "failed")
@@ -115,43 +109,69 @@ def file_path(export: Export) -> Path:
 
 
 def run(export_id: str) -> None:
+    """Write the export's file and queue its email; safe to run twice.
+
+    Each attempt writes a partial file of its own (named by its claim), so an
+    attempt never touches another's, even one still running after losing its
+    lease; the finished file is renamed into place whole. Only the attempt that
+    still owns the job records the export's success and queues its email."""
+    claim = state.current_claim.get()
     export = db.session.get(Export, export_id)
     if export is None:
         raise ExportNotFound(export_id)
     if export.status != "queued" and export.status != "running":
         return  # finished already (a redelivered message): neither run nor email again
-    user_id, job_id, fmt = export.user_id, export.job_id, export.format
-    export.status = "running"
-    db.session.commit()
+    user_id, fmt = export.user_id, export.format
+    durable.write(_mark_running, export_id)
 
-    partial = _clean_partial_dir(export_id) / f"{export_id}.{new_id()}.{fmt}"
-    progress = _Progress(job_id, total=_count_posts(user_id))
+    directory = export_dir() / PARTIAL_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f"{export_id}.{claim.token if claim else new_id()}.{fmt}"
+    name = f"{export_id}.{fmt}"
+    progress = _Progress(claim, total=_count_posts(user_id))
     try:
         if fmt == "csv" and db.engine.dialect.name == "postgresql":
             pg_copy.write_posts_csv(str(partial), user_id, progress.advance)
         else:
             WRITERS[fmt](str(partial), COLUMNS, progress.track(_post_batches(user_id)))
-        name = f"{export_id}.{fmt}"
         os.replace(partial, export_dir() / name)  # atomic: the file is whole or absent
     finally:
         partial.unlink(missing_ok=True)
 
     size = (export_dir() / name).stat().st_size
-    export = db.session.get(Export, export_id)
-    export.status, export.rows, export.bytes = "succeeded", progress.rows, size
-    export.file_name, export.finished_at = name, utcnow()
+    message = durable.write(_succeed, export_id, claim, rows=progress.rows, size=size, name=name)
+    if message is not None:
+        outbox.publish(message)
+
+
+def _mark_running(export_id: str) -> None:
+    db.session.execute(
+        update(Export)
+        .where(Export.id == export_id, Export.status == "queued")
+        .values(status="running")
+    )
+
+
+def _succeed(export_id: str, claim, *, rows: int, size: int, name: str):
+    """The export succeeded, and its email is queued, in one transaction; the
+    message to publish once it is committed, or None when this attempt no
+    longer owns the job (or an earlier try of this write already committed)."""
+    owned = update(Export).where(Export.id == export_id, Export.status == "running")
+    if claim is not None:
+        owned = owned.where(
+            select(Job.id).where(Job.id == claim.job_id, Job.claim == claim.token).exists()
+        )
+    changed = db.session.execute(
+        owned.values(
+            status="succeeded", rows=rows, bytes=size, file_name=name, finished_at=utcnow()
+        )
+    ).rowcount
+    if not changed:
+        return None
+    export = db.session.get(Export, export_id, populate_existing=True)
     email, job = _delivery_email(export)
     db.session.add(email)
-    outbox.commit_and_publish(job)
-
-
-def _clean_partial_dir(export_id: str) -> Path:
-    """A killed attempt may have left its partial file: a retry starts clean."""
-    directory = export_dir() / PARTIAL_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    for leftover in directory.glob(f"{export_id}.*"):
-        leftover.unlink(missing_ok=True)
-    return directory
+    return outbox.message_for(job)
 
 
 def _count_posts(user_id: int) -> int:
@@ -186,8 +206,8 @@ class _Progress:
     """Counts rows as batches pass and writes the job's progress at most every
     PROGRESS_INTERVAL_S: often enough to watch, rarely enough to cost nothing."""
 
-    def __init__(self, job_id: str, *, total: int):
-        self.job_id, self.total, self.rows = job_id, total, 0
+    def __init__(self, claim, *, total: int):
+        self.claim, self.total, self.rows = claim, total, 0
         self._last = time.monotonic()
 
     def track(self, batches):
@@ -198,9 +218,9 @@ class _Progress:
     def advance(self, rows: int) -> None:
         self.rows += rows
         now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL_S and self.total:
+        if now - self._last >= PROGRESS_INTERVAL_S and self.total and self.claim:
             self._last = now
-            state.set_progress(self.job_id, min(99, self.rows * 100 // self.total))
+            durable.write(state.set_progress, self.claim, min(99, self.rows * 100 // self.total))
 
 
 def _delivery_email(export: Export):

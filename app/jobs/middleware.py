@@ -2,9 +2,12 @@
 job row in step with what the worker does.
 
 Order matters: the broker calls ``before_*`` hooks in list order and ``after_*``
-hooks in reverse, so ``broker.py`` lists ``AppContext``, then ``JobState``, then
-``Retries``. ``Retries`` thus decides before ``JobState`` records the outcome,
-and both run inside the app context.
+hooks in reverse. ``broker.py`` lists ``AppContext``, ``JobState``, ``Retries``
+and then ``TimeLimit``: so ``Retries`` decides before ``JobState`` records the
+outcome, both run inside the app context, and a job's time limit is lifted
+before its outcome is written (a write waiting for the database must not be
+interrupted by the limit, or Dramatiq would ack a message whose outcome was
+never recorded).
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import uuid
 from datetime import timedelta
 
+from dramatiq.common import dq_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from app.db import utcnow
-from app.jobs import state
+from app.jobs import durable, state
+from app.jobs.workers import WorkerLease
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +63,29 @@ class AppContext(Middleware):
 class JobState(Middleware):
     """queued → running → succeeded, or running → retrying → running ..., or → failed.
 
-    The job id is the message id. A message whose job is finished, cancelled or
-    running elsewhere is skipped (acknowledged, not run); one whose job row does
-    not exist is dead-lettered, since no retry can create the row."""
+    The job id is the message id. Before a message runs, its job is claimed for
+    this worker process (``state.start_attempt``); a message whose job is
+    finished, cancelled or running under a live lease is skipped (acknowledged,
+    not run); one whose job row does not exist is dead-lettered. Every write
+    goes through ``durable.write``: none is skipped because the database blinked.
+
+    The retry policy comes from the job row and the configuration, not from the
+    message: it overwrites the message's Dramatiq options before Retries reads
+    them, so a rescued copy or an old message counts its retries right."""
 
     def __init__(self, app_context: AppContext):
         self.app_context = app_context
+        self.lease: WorkerLease | None = None
         self._local = threading.local()
+
+    def after_worker_boot(self, broker, worker):
+        queues = [queue for queue in worker.consumers if queue != dq_name(queue)]
+        self.lease = WorkerLease(self.app_context.app, queues)
+        self.lease.start()
+
+    def after_worker_shutdown(self, broker, worker):
+        if self.lease is not None:
+            self.lease.stop()
 
     def before_nack(self, broker, message):
         """The worker dead-letters a message for an unknown actor before any
@@ -71,53 +93,77 @@ class JobState(Middleware):
         if message.actor_name in broker.actors:
             return
         with self.app_context.app.app_context():
-            state.fail_unrunnable(
-                message.message_id, ActorNotFound(f"no actor named {message.actor_name!r}")
+            durable.write(
+                state.fail_unrunnable,
+                message.message_id,
+                ActorNotFound(f"no actor named {message.actor_name!r}"),
             )
 
     def before_process_message(self, broker, message):
-        self._local.current = None
+        self._set_claim(None)
+        worker_id = self.lease.id if self.lease is not None else "unregistered"
         try:
-            attempt = state.start_attempt(
+            claim = durable.write(
+                state.start_attempt,
                 message.message_id,
                 series=message.options.get("series", 0),
-                redelivered=getattr(message, "redelivered", False),
+                worker_id=worker_id,
+                token=uuid.uuid4().hex,
             )
         except state.JobNotFound:
             logger.error("no job row for message %s; dead-lettering it", message.message_id)
             message.fail()
             raise SkipMessage() from None
-        if attempt is None:
+        except Exception:
+            # Not a database outage (durable.write waits those out): never run unclaimed.
+            logger.critical("could not claim job %s; dead-lettering", message.message_id,
+                            exc_info=True)
+            message.fail()
+            raise SkipMessage() from None
+        if claim is None:
             logger.info("job %s is not runnable now; skipping its message", message.message_id)
             raise SkipMessage()
-        self._local.current = (message.message_id, attempt)
+        if self.lease is not None:
+            self.lease.note_claim(message.queue_name, claim.published_at)
+        config = self.app_context.app.config
+        message.options.update(
+            retries=claim.retries,
+            max_retries=claim.max_retries,
+            min_backoff=config["RETRY_MIN_BACKOFF_MS"],
+            max_backoff=config["RETRY_MAX_BACKOFF_MS"],
+        )
+        self._set_claim(claim)
 
     def before_enqueue(self, broker, message, delay):
         """Retries re-enqueues the failed message with a delay: record the
         ``retrying`` state before the retry is published, so that the retry can
         never start before its job says it may."""
-        current = getattr(self._local, "current", None)
-        if current is None or delay is None or current[0] != message.message_id:
+        claim = self._claim()
+        if claim is None or delay is None or claim.job_id != message.message_id:
             return
         error = sys.exc_info()[1] or RuntimeError("attempt failed")
-        job_id, attempt = current
-        state.fail_attempt(
-            job_id, attempt, error, retry_at=utcnow() + timedelta(milliseconds=delay)
-        )
-        self._local.current = None
+        retry_at = utcnow() + timedelta(milliseconds=delay)
+        durable.write(state.fail_attempt, claim, error, retry_at=retry_at)
+        self._set_claim(None)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        current = getattr(self._local, "current", None)
-        self._local.current = None
-        if current is None:  # not started, or the retry is already recorded
+        claim = self._claim()
+        self._set_claim(None)
+        if claim is None:  # not started, or the retry is already recorded
             return
-        job_id, attempt = current
         if exception is None:
-            state.succeed(job_id, attempt, result)
+            durable.write(state.succeed, claim, result)
         else:
             # Retries gave up (or the error is permanent), or could not publish
             # the retry; either way no further attempt is scheduled.
-            state.fail_attempt(job_id, attempt, exception, retry_at=None)
+            durable.write(state.fail_attempt, claim, exception, retry_at=None)
 
     def after_skip_message(self, broker, message):
-        self._local.current = None
+        self._set_claim(None)
+
+    def _claim(self) -> state.Claim | None:
+        return getattr(self._local, "claim", None)
+
+    def _set_claim(self, claim: state.Claim | None) -> None:
+        self._local.claim = claim
+        state.current_claim.set(claim)

@@ -39,7 +39,9 @@ def message_for(job: Job) -> dramatiq.Message:
         actor_name=job.actor,
         args=tuple(job.args),
         kwargs={},
-        options={"series": job.series},
+        # The series tells a stale copy from a current one; ``retries`` keeps a
+        # rescued copy's count (the worker sets the rest of the retry policy).
+        options={"series": job.series, "retries": job.retries},
         message_id=job.id,
         message_timestamp=int(job.created_at.timestamp() * 1000),
     )

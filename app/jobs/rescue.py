@@ -1,36 +1,58 @@
 """Finding jobs whose message was lost, and publishing them again.
 
-A message can vanish with no trace in the database: a retry whose publish
-failed after the job was marked ``retrying``, a queue purged or deleted by an
-operator, a broker that lost unsynced data. Such jobs stay ``retrying`` long past
-``next_retry_at``, or ``queued`` long after they were published while their queue
-is empty. ``rescue_lost_jobs`` publishes them again.
+The database says which jobs should have a message somewhere; RabbitMQ cannot
+be asked whether a given message is still there. So a job is taken for lost only
+on evidence, and each is republished at most once per grace window (recorded in
+its row: ``published_at``, ``rescues``), each rescue waiting four times longer
+than the last, so that a job merely waiting is never copied again and again:
 
-A rescued job cannot run twice at once, even if the old message turns up after
-all: a worker runs a message only when ``state.start_attempt`` moves the job from
-``queued``/``retrying`` to ``running`` in one conditional UPDATE. Whichever copy
-comes first runs; the other finds the job ``running`` (or finished) and is
-skipped. Only a RabbitMQ redelivery (its consumer died) may take over a
-``running`` job.
+- ``running``, and its worker's lease expired: the worker died (or lost the
+  database for longer than its lease). RabbitMQ redelivered its message at once,
+  while the lease was still live, so that copy was skipped: it is gone.
+- ``retrying``, long past ``next_retry_at``: the retry's publish failed after the
+  state was written, or the delayed message was lost with a node.
+- ``queued``, published long ago: a purged queue, or a broker that lost
+  unsynced messages.
+
+For the last two, a message may also just be waiting: behind a backlog, in a
+worker's prefetch buffer, or in the delay queue while no worker runs. So they
+are rescued only while a worker serving the queue has been alive for a whole
+grace window, and only when the message should have been consumed by now: the
+queue holds no ready message, or workers have already claimed jobs published
+more than a grace window after it (RabbitMQ queues are first in, first out; see
+``Worker.claimed``).
+
+Neither loses work: the row is not changed by a rescue except for its
+bookkeeping, and a rescue that fails to publish is undone. Neither runs a job
+twice: every copy of a message races for the job in ``state.start_attempt``'s
+conditional UPDATE; one wins, the others find it running under a live lease, or
+finished, and are skipped. A rescued copy carries the job's series and retry
+count, so it neither revives a stale series nor resets the retries.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.db import db, utcnow
 from app.jobs import outbox
-from app.models import Job
+from app.jobs.state import lease_is_live
+from app.models import Job, Worker
 
 logger = logging.getLogger(__name__)
 
 # How many relay intervals a job may look lost before it is rescued.
 GRACE_INTERVALS = 6
+# Each further rescue of the same job waits this many times longer than the last.
+BACKOFF_FACTOR = 4
 BATCH = 500
+# Rows of workers whose lease expired this long ago are pruned.
+DEAD_WORKER_RETENTION = timedelta(hours=1)
 
 
 def grace() -> timedelta:
@@ -38,33 +60,88 @@ def grace() -> timedelta:
 
 
 def rescue_lost_jobs() -> int:
-    now = utcnow()
-    cutoff = now - grace()
+    now, window = utcnow(), grace()
+    cutoff = now - window
+    serving, claimed = _workers(now, cutoff)
+    if not serving:
+        return 0  # no worker would take a rescued message: nothing to gain from copies
+    expired_lease = select(Job).where(Job.status == "running", ~lease_is_live(now))
     overdue = select(Job).where(Job.status == "retrying", Job.next_retry_at < cutoff)
     stale = select(Job).where(
         Job.status == "queued", Job.published_at.is_not(None), Job.published_at < cutoff
     )
-    messages = [outbox.message_for(job) for job in db.session.scalars(overdue.limit(BATCH))]
-    empty_queues: dict[str, bool] = {}
-    for job in db.session.scalars(stale.limit(BATCH)):
-        if job.queue not in empty_queues:
-            empty_queues[job.queue] = _queue_is_empty(job.queue)
-        if empty_queues[job.queue]:
-            messages.append(outbox.message_for(job))
+    lost: list[Job] = []
+    idle: dict[str, bool] = {}
+    for query in (expired_lease, overdue, stale):
+        for job in db.session.scalars(query.where(Job.queue.in_(serving)).limit(BATCH)):
+            if _backing_off(job, now, window):
+                continue
+            if job.status != "running":
+                position = max(filter(None, (job.published_at, job.next_retry_at)))
+                overtaken = claimed.get(job.queue, position) > position + window
+                if not overtaken:
+                    if job.queue not in idle:
+                        idle[job.queue] = _queue_is_empty(job.queue)
+                    if not idle[job.queue]:
+                        continue
+            lost.append(job)
     db.session.rollback()
+    return sum(_republish(job, now) for job in lost)
 
-    rescued = 0
-    for message in messages:
+
+def _workers(now: datetime, cutoff: datetime) -> tuple[set[str], dict[str, datetime]]:
+    """The queues served by a worker alive since ``cutoff``, and per queue the
+    latest ``published_at`` any worker has claimed. Prunes long-dead workers."""
+    db.session.execute(delete(Worker).where(Worker.expires_at < now - DEAD_WORKER_RETENTION))
+    db.session.commit()
+    serving: set[str] = set()
+    claimed: dict[str, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=now.tzinfo))
+    for worker in db.session.scalars(select(Worker)):
+        if worker.expires_at > now and worker.started_at <= cutoff:
+            serving.update(worker.queues)
+        for queue, at in (worker.claimed or {}).items():
+            claimed[queue] = max(claimed[queue], datetime.fromisoformat(at))
+    return serving, claimed
+
+
+def _backing_off(job: Job, now: datetime, window: timedelta) -> bool:
+    if job.published_at is None:
+        return False
+    return job.published_at > now - window * BACKOFF_FACTOR**job.rescues
+
+
+def _republish(job: Job, now: datetime) -> int:
+    """Record the rescue (a conditional UPDATE: two relays cannot both rescue
+    one job in one window), then publish; undo the record if publishing fails."""
+    before, status, message = job.published_at, job.status, outbox.message_for(job)
+    owned = (Job.id == job.id) & (Job.status == status)
+    owned &= Job.published_at.is_(None) if before is None else Job.published_at == before
+    if not db.session.execute(
+        update(Job).where(owned).values(published_at=now, rescues=Job.rescues + 1)
+    ).rowcount:
+        db.session.rollback()
+        return 0
+    db.session.commit()
+    try:
         broker = outbox.get_broker()
         broker.declare_queue(message.queue_name)
         broker.enqueue(message)
+    except Exception:
+        logger.warning(
+            "could not republish lost job %s; will try again", message.message_id, exc_info=True
+        )
         db.session.execute(
-            update(Job).where(Job.id == message.message_id).values(published_at=utcnow())
+            update(Job)
+            .where(Job.id == message.message_id, Job.published_at == now)
+            .values(published_at=before, rescues=Job.rescues - 1)
         )
         db.session.commit()
-        logger.warning("rescued job %s: its message was lost", message.message_id)
-        rescued += 1
-    return rescued
+        return 0
+    logger.warning(
+        "rescued %s job %s (%s): its message was lost", status, message.message_id,
+        message.actor_name,
+    )
+    return 1
 
 
 def _queue_is_empty(queue: str) -> bool:

@@ -2,24 +2,45 @@
 
 Each transition is one conditional UPDATE that names the state it expects, so a
 stale or duplicate message can never move a job backwards: the row only changes
-when it is where the caller thought it was. Each function commits at once, so
-the web sees a state as soon as it happens.
+when it is where the caller thought it was. Each also runs the job kind's hook
+(``app/jobs/kinds.py``) in the same transaction, and logs one line.
+
+A running job is owned through a lease: ``worker_id`` names the worker process
+whose heartbeat (``app/jobs/workers.py``) keeps it alive, and ``claim`` names the
+attempt. A copy of the message never starts a job whose lease is live; once the
+owner's lease has expired, exactly one copy takes it over (the conditional
+UPDATE again). Every later write of an attempt names its claim, so an attempt
+that lost its lease can no longer change the job.
+
+The worker's writes do not commit here: ``app/jobs/durable.py`` commits them,
+retrying through a database outage. The web's (``requeue``, ``cancel``) are
+committed by their caller with the outbox.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import traceback as tb
-from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
-from app.models import Job, JobAttempt, new_id
+from app.jobs import kinds
+from app.models import Job, JobAttempt, Worker, new_id
+
+logger = logging.getLogger(__name__)
 
 # Keep stored error texts readable and bounded.
 MAX_MESSAGE_CHARS = 2000
 MAX_TRACEBACK_CHARS = 20000
+
+RETRYABLE = ("failed", "cancelled")
+CANCELLABLE = ("queued", "retrying", "failed")
 
 
 class JobNotFound(LookupError):
@@ -34,103 +55,142 @@ class JobStateConflict(Exception):
         self.job_id, self.status = job_id, status
 
 
-RETRYABLE = ("failed", "cancelled")
-CANCELLABLE = ("queued", "retrying", "failed")
+class WorkerLost(Exception):
+    """The worker running the job stopped (killed, or lost its lease) too often."""
 
 
-# Per actor, what else must change in the same transaction when its job fails
-# for good or is cancelled (an export becomes ``failed``), and when it is retried
-# by hand (the export is ``queued`` again). Registered by the owning module.
-_given_up_handlers: dict[str, Callable[[str], None]] = {}
-_requeued_handlers: dict[str, Callable[[str], None]] = {}
+@dataclass(frozen=True)
+class Claim:
+    """An attempt that owns its job: what its later writes name."""
+
+    job_id: str
+    actor: str
+    attempt: int
+    token: str
+    retries: int
+    max_retries: int
+    published_at: datetime | None
+    started: float = field(default_factory=time.monotonic)
 
 
-def on_given_up(actor: str):
-    def register(handler: Callable[[str], None]):
-        _given_up_handlers[actor] = handler
-        return handler
-
-    return register
+# The claim of the attempt running in this thread (set by the JobState middleware).
+current_claim: ContextVar[Claim | None] = ContextVar("current_claim", default=None)
 
 
-def on_requeued(actor: str):
-    def register(handler: Callable[[str], None]):
-        _requeued_handlers[actor] = handler
-        return handler
-
-    return register
-
-
-def new_job(*, actor: str, queue: str, args: list, max_retries: int, user_id=None) -> Job:
+def new_job(
+    *, actor: str, args: list, user_id=None, queue: str | None = None, max_retries=None
+) -> Job:
     """A queued job, added to the session; the caller commits and publishes it
-    with ``outbox.commit_and_publish``."""
+    with ``outbox.commit_and_publish``. Its queue and retries come from its kind
+    in ``kinds.KINDS`` (an actor outside it, as tests declare, names both)."""
+    kind = kinds.KINDS.get(actor)
     job = Job(
         id=new_id(),
         actor=actor,
-        queue=queue,
+        queue=queue or kind.queue,
         args=args,
-        max_retries=max_retries,
+        max_retries=kind.max_retries if max_retries is None else max_retries,
         user_id=user_id,
         status="queued",
         series=0,
+        retries=0,
+        rescues=0,
         created_at=utcnow(),
     )
     db.session.add(job)
     return job
 
 
-def start_attempt(job_id: str, *, series: int = 0, redelivered: bool) -> int | None:
-    """Move the job to ``running`` and open its next attempt.
+def lease_is_live(now: datetime):
+    """True while the job's worker has renewed its lease."""
+    return exists().where(Worker.id == Job.worker_id, Worker.expires_at > now)
 
-    Returns the attempt number, or None when the message must not run: the job
-    is finished, cancelled, already running elsewhere, or was retried by hand
-    since this message was sent (its ``series`` is stale). A job found
-    ``running`` is taken over only when the broker says the message was
-    redelivered, which RabbitMQ does only after the consumer that held it died.
 
-    This one conditional UPDATE is why no message can run a job twice: two
-    copies of a message (a relay's duplicate, a rescued job, a dead letter moved
-    back by an operator) race for it, and only one changes the row.
+def start_attempt(job_id: str, *, series: int, worker_id: str, token: str) -> Claim | None:
+    """Move the job to ``running``, owned by ``worker_id``, and open its next attempt.
+
+    Returns the claim, or None when the message must not run: the job is
+    finished, cancelled, running under a live lease, or was retried by hand since
+    this message was sent (its ``series`` is stale). A ``running`` job whose
+    lease expired (its worker died) is taken over; that counts as a retry, and
+    a job whose workers keep dying fails with WorkerLost once its retries are
+    spent, instead of killing worker after worker.
+
+    This one conditional UPDATE is why no message can run a job twice: copies
+    of a message (a relay's duplicate, a rescued job, a redelivery after a
+    connection blip, a dead letter moved back) race for it; one changes the row.
     """
-    allowed = ["queued", "retrying"] + (["running"] if redelivered else [])
     now = utcnow()
-    attempt = db.session.execute(
+    takeover = (Job.status == "running") & ~lease_is_live(now)
+    row = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(allowed), Job.series == series)
+        .where(
+            Job.id == job_id,
+            Job.series == series,
+            or_(Job.status.in_(("queued", "retrying")), takeover),
+        )
         .values(
             status="running",
             attempts=Job.attempts + 1,
+            retries=case((Job.status == "running", Job.retries + 1), else_=Job.retries),
+            worker_id=worker_id,
+            claim=token,
+            rescues=0,
             started_at=now,
             next_retry_at=None,
             finished_at=None,
         )
-        .returning(Job.attempts)
-    ).scalar()
-    if attempt is None:
-        exists = db.session.execute(select(Job.id).where(Job.id == job_id)).scalar()
-        db.session.rollback()
-        if exists is None:
-            raise JobNotFound(job_id)
-        return None
-    if redelivered:
-        # Only a redelivery can find an attempt still open: its worker died mid-job.
+        .returning(Job.actor, Job.attempts, Job.retries, Job.max_retries, Job.published_at)
+    ).first()
+    if row is None:
+        return _claimed_before(job_id, token)
+    claim = Claim(job_id, row.actor, row.attempts, token, row.retries, row.max_retries,
+                  row.published_at)
+    if claim.attempt > 1:
+        # Only a takeover finds an attempt still open: its worker stopped mid-job.
         db.session.execute(
             update(JobAttempt)
             .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
             .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
         )
-    db.session.add(JobAttempt(job_id=job_id, attempt=attempt, started_at=now))
-    db.session.commit()
-    return attempt
+    db.session.add(JobAttempt(job_id=job_id, attempt=claim.attempt, started_at=now))
+    if claim.retries > claim.max_retries:
+        db.session.flush()
+        error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
+        fail_attempt(claim, error, retry_at=None)
+        return None
+    _log(claim, "started")
+    return claim
 
 
-def succeed(job_id: str, attempt: int, result=None) -> None:
+def _claimed_before(job_id: str, token: str) -> Claim | None:
+    """No row changed: the job is not runnable, unless this very claim was
+    committed by an earlier try whose commit reply was lost."""
+    row = db.session.execute(
+        select(Job.actor, Job.attempts, Job.retries, Job.max_retries, Job.published_at).where(
+            Job.id == job_id, Job.claim == token, Job.status == "running"
+        )
+    ).first()
+    if row is not None:
+        return Claim(job_id, row.actor, row.attempts, token, row.retries, row.max_retries,
+                     row.published_at)
+    found = db.session.execute(select(Job.id).where(Job.id == job_id)).scalar()
     db.session.rollback()
+    if found is None:
+        raise JobNotFound(job_id)
+    return None
+
+
+def _owned(claim: Claim):
+    return (Job.id == claim.job_id) & (Job.status == "running") & (Job.claim == claim.token)
+
+
+def succeed(claim: Claim, result=None) -> None:
     now = utcnow()
-    _close_attempt(job_id, attempt, outcome="succeeded", finished_at=now)
-    db.session.execute(
+    _close_attempt(claim, outcome="succeeded", finished_at=now)
+    changed = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .where(_owned(claim))
         .values(
             status="succeeded",
             finished_at=now,
@@ -139,47 +199,43 @@ def succeed(job_id: str, attempt: int, result=None) -> None:
             error_type=None,
             error_message=None,
         )
-    )
-    db.session.commit()
+    ).rowcount
+    _log(claim, "succeeded" if changed else "succeeded, but its lease was taken over")
 
 
-def fail_attempt(
-    job_id: str, attempt: int, error: BaseException, *, retry_at: datetime | None
-) -> None:
+def fail_attempt(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> None:
     """Record a failed attempt; the job goes to ``retrying`` until ``retry_at``,
-    or to ``failed`` when there is none."""
-    db.session.rollback()
+    or to ``failed`` when there is none (and its kind's ``given_up`` hook runs)."""
     now = utcnow()
     error_type = type(error).__name__
     message = str(error)[:MAX_MESSAGE_CHARS]
     trace = "".join(tb.format_exception(error))[-MAX_TRACEBACK_CHARS:]
     _close_attempt(
-        job_id,
-        attempt,
+        claim,
         outcome="failed",
         finished_at=now,
         error_type=error_type,
         error_message=message,
         traceback=trace,
     )
-    status = {"status": "retrying", "next_retry_at": retry_at}
     if retry_at is None:
         status = {"status": "failed", "finished_at": now}
-    actor = db.session.execute(
+    else:
+        status = {"status": "retrying", "next_retry_at": retry_at, "retries": Job.retries + 1}
+    changed = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .where(_owned(claim))
         .values(error_type=error_type, error_message=message, **status)
-        .returning(Job.actor)
-    ).scalar()
-    if retry_at is None and actor in _given_up_handlers:
-        _given_up_handlers[actor](job_id)
-    db.session.commit()
+    ).rowcount
+    if changed and retry_at is None:
+        kinds.run_hook(claim.actor, "given_up", claim.job_id)
+    outcome = "failed" if retry_at is None else f"will retry at {retry_at.isoformat()}"
+    _log(claim, f"{outcome}: {error_type}" if changed else "failed, but its lease was taken over")
 
 
 def fail_unrunnable(job_id: str, error: BaseException) -> None:
     """A message that can never run (its actor is unknown): fail its job, if any,
     without an attempt."""
-    db.session.rollback()
     actor = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(("queued", "retrying")))
@@ -191,9 +247,15 @@ def fail_unrunnable(job_id: str, error: BaseException) -> None:
         )
         .returning(Job.actor)
     ).scalar()
-    if actor in _given_up_handlers:
-        _given_up_handlers[actor](job_id)
-    db.session.commit()
+    if actor is not None:
+        kinds.run_hook(actor, "given_up", job_id)
+        logger.info("job %s (%s) failed: %s", job_id, actor, error)
+
+
+def set_progress(claim: Claim, progress: int) -> None:
+    db.session.execute(
+        update(Job).where(_owned(claim)).values(progress=max(0, min(100, progress)))
+    )
 
 
 def requeue(job_id: str) -> Job:
@@ -202,13 +264,16 @@ def requeue(job_id: str) -> Job:
 
     One conditional UPDATE: of two admins clicking Retry at once, or a click
     racing the scheduler, exactly one changes the row and publishes; the other
-    gets JobStateConflict."""
+    gets JobStateConflict. So does a job whose kind's ``requeued`` hook is
+    refused by the database (an export, while the user has another unfinished)."""
     row = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(RETRYABLE))
         .values(
             status="queued",
             series=Job.series + 1,
+            retries=0,
+            rescues=0,
             published_at=None,
             progress=0,
             next_retry_at=None,
@@ -218,8 +283,12 @@ def requeue(job_id: str) -> Job:
     ).first()
     if row is None:
         _conflict(job_id)
-    if row.actor in _requeued_handlers:
-        _requeued_handlers[row.actor](job_id)
+    try:
+        kinds.run_hook(row.actor, "requeued", job_id)
+    except IntegrityError:
+        db.session.rollback()
+        raise JobStateConflict(job_id, "blocked by another unfinished export") from None
+    logger.info("job %s (%s) queued again as series %d", job_id, row.actor, row.series)
     return db.session.get(Job, job_id, populate_existing=True)
 
 
@@ -234,8 +303,8 @@ def cancel(job_id: str) -> None:
     ).scalar()
     if actor is None:
         _conflict(job_id)
-    if actor in _given_up_handlers:
-        _given_up_handlers[actor](job_id)
+    kinds.run_hook(actor, "given_up", job_id)
+    logger.info("job %s (%s) cancelled", job_id, actor)
 
 
 def _conflict(job_id: str):
@@ -246,21 +315,12 @@ def _conflict(job_id: str):
     raise JobStateConflict(job_id, status)
 
 
-def set_progress(job_id: str, progress: int) -> None:
-    db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running")
-        .values(progress=max(0, min(100, progress)))
-    )
-    db.session.commit()
-
-
-def _close_attempt(job_id: str, attempt: int, **values) -> None:
+def _close_attempt(claim: Claim, **values) -> None:
     db.session.execute(
         update(JobAttempt)
         .where(
-            JobAttempt.job_id == job_id,
-            JobAttempt.attempt == attempt,
+            JobAttempt.job_id == claim.job_id,
+            JobAttempt.attempt == claim.attempt,
             JobAttempt.outcome == "running",
         )
         .values(**values)
@@ -274,3 +334,22 @@ def mark_published(job_id: str) -> None:
         .values(published_at=utcnow())
     )
     db.session.commit()
+
+
+def _log(claim: Claim, outcome: str) -> None:
+    duration = time.monotonic() - claim.started
+    logger.info(
+        "job %s (%s) attempt %d %s after %.3fs",
+        claim.job_id,
+        claim.actor,
+        claim.attempt,
+        outcome,
+        duration,
+        extra={
+            "job_id": claim.job_id,
+            "actor": claim.actor,
+            "attempt": claim.attempt,
+            "outcome": outcome,
+            "duration_s": round(duration, 3),
+        },
+    )

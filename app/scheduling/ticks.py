@@ -54,7 +54,7 @@ def run_due(name: str) -> bool:
         return False
     if schedule.actor is not None:
         try:
-            job = state.new_job(actor=schedule.actor, queue="maintenance", args=[], max_retries=0)
+            job = state.new_job(actor=schedule.actor, args=[])
             job.unique_key = f"{name}@{tick.isoformat()}"
             db.session.execute(
                 update(ScheduleState)

@@ -29,12 +29,14 @@ def upgrade():
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retries', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('worker_id', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('claim', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('rescues', sa.Integer(), server_default='0', nullable=False))
 
 
 def downgrade():
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_column('rescues')
+        batch_op.drop_column('claim')
         batch_op.drop_column('worker_id')
         batch_op.drop_column('retries')
     op.drop_table('workers')

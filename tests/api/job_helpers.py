@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.db import db, utcnow
-from app.jobs import state
+from app.jobs import durable, state
 from app.models import Job
+from tests.support.claims import claim
 
 JOB_FIELDS = {
     "id",
@@ -51,11 +52,11 @@ def add_job(app, *, user_id, created_at, actor="send_email", status="queued", **
 def fail_once(app, job_id: str, *, retry_at=None) -> None:
     """Run one real attempt of the job through ``app.jobs.state`` that raises."""
     with app.app_context():
-        attempt = state.start_attempt(job_id, redelivered=False)
+        attempt = claim(job_id)
         try:
             raise ConnectionRefusedError("smtp server said no")
         except ConnectionRefusedError as error:
-            state.fail_attempt(job_id, attempt, error, retry_at=retry_at)
+            durable.write(state.fail_attempt, attempt, error, retry_at=retry_at)
 
 
 def is_utc_iso(value: str) -> bool:

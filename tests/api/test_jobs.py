@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.db import utcnow
-from app.jobs import outbox, state
+from app.jobs import durable, outbox, state
 from tests.api.job_helpers import ATTEMPT_FIELDS, JOB_FIELDS, add_job, fail_once, is_utc_iso
+from tests.support.claims import claim
 
 # --- GET /api/jobs/<id> ------------------------------------------------------------
 
@@ -92,8 +93,7 @@ def test_succeeded_job_shows_its_result(app, client, user):
     user_id, headers = user
     job_id = add_job(app, user_id=user_id, created_at=utcnow())
     with app.app_context():
-        attempt = state.start_attempt(job_id, redelivered=False)
-        state.succeed(job_id, attempt, {"rows": 3})
+        durable.write(state.succeed, claim(job_id), {"rows": 3})
 
     job = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()
 

@@ -10,8 +10,9 @@ from dramatiq.common import compute_backoff
 
 from app import config
 from app.db import db
-from app.jobs import control, outbox, state
+from app.jobs import control, durable, outbox, state
 from app.models import Email, Job
+from tests.support.claims import claim
 
 EMAIL = {"to": "kim@example.com", "subject": "Hi", "body": "Hello"}
 
@@ -64,9 +65,9 @@ def test_failed_attempt_with_retries_left_shows_retrying_and_next_retry_at(app, 
     with app.app_context():
         job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=3)
         db.session.commit()
-        attempt = state.start_attempt(job.id, redelivered=False)
+        attempt = claim(job.id)
         retry_at = job.created_at + timedelta(minutes=5)
-        state.fail_attempt(job.id, attempt, TimeoutError("timed out"), retry_at=retry_at)
+        durable.write(state.fail_attempt, attempt, TimeoutError("timed out"), retry_at=retry_at)
         job = db.session.get(Job, job.id, populate_existing=True)
         assert (job.status, job.next_retry_at, job.error_type) == (
             "retrying",
@@ -179,8 +180,8 @@ def test_stale_series_message_is_skipped_even_while_the_job_is_queued(app, user,
         db.session.commit()
         state.requeue(job.id)
         db.session.commit()
-        assert state.start_attempt(job.id, series=old.options["series"], redelivered=False) is None
-        assert state.start_attempt(job.id, series=1, redelivered=False) == 1
+        assert claim(job.id, series=old.options["series"]) is None
+        assert claim(job.id, series=1).attempt == 1
 
 
 def test_cancel_and_retry_state_rules(app, user, stub_broker):

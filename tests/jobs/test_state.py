@@ -1,37 +1,66 @@
-"""Conditional transitions in app/jobs/state.py."""
+"""Conditional transitions in app/jobs/state.py: claims, leases, takeovers."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import pytest
 
-from app.db import db
-from app.jobs import state
-from app.models import Job
+from app.db import db, utcnow
+from app.jobs import durable, state
+from app.models import Job, Worker
+from tests.support.claims import claim
 
 
 @pytest.fixture()
 def job_id(app):
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=["x"], max_retries=1)
+        job = state.new_job(actor="send_email", args=["x"], max_retries=1)
         db.session.commit()
         return job.id
 
 
-def test_running_job_is_not_started_again_by_a_duplicate_message(app, job_id):
+def _worker(app, worker_id: str, *, live: bool) -> None:
     with app.app_context():
-        assert state.start_attempt(job_id, redelivered=False) == 1
-        assert state.start_attempt(job_id, redelivered=False) is None
-        assert db.session.get(Job, job_id).attempts == 1
+        now = utcnow()
+        expires = now + timedelta(minutes=1) if live else now - timedelta(seconds=1)
+        db.session.merge(
+            Worker(id=worker_id, queues=["emails"], started_at=now, heartbeat_at=now,
+                   expires_at=expires, claimed={})
+        )
+        db.session.commit()
 
 
-def test_redelivered_message_takes_over_a_running_job_and_closes_the_lost_attempt(app, job_id):
-    # Given an attempt whose worker died (the job is left running)
+def test_a_job_running_under_a_live_lease_is_not_started_by_another_copy(app, job_id):
+    # Given a job claimed by a worker whose lease is live
+    _worker(app, "a", live=True)
     with app.app_context():
-        assert state.start_attempt(job_id, redelivered=False) == 1
-        # When RabbitMQ redelivers the message
-        assert state.start_attempt(job_id, redelivered=True) == 2
-        # Then the lost attempt is marked interrupted and a new one runs
-        state.succeed(job_id, 2)
+        assert claim(job_id, worker_id="a").attempt == 1
+        # When copies of its message arrive, at this worker or another
+        assert claim(job_id, worker_id="a") is None
+        assert claim(job_id, worker_id="b") is None
+        # Then the job still has one attempt, owned by the first claim
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.attempts, job.worker_id) == ("running", 1, "a")
+
+
+def test_a_job_whose_lease_expired_is_taken_over_once_and_the_lost_attempt_closed(app, job_id):
+    # Given an attempt whose worker died (its lease expired)
+    _worker(app, "dead", live=True)
+    with app.app_context():
+        first = claim(job_id, worker_id="dead")
+    _worker(app, "dead", live=False)
+    _worker(app, "b", live=True)
+    with app.app_context():
+        # When two copies of its message race for it
+        second = claim(job_id, worker_id="b")
+        third = claim(job_id, worker_id="c")
+        # Then exactly one takes it over, and that counts as a retry
+        assert (second.attempt, second.retries, third) == (2, 1, None)
+        durable.write(state.succeed, second)
+        # and the dead worker's late report changes nothing
+        durable.write(state.fail_attempt, first, RuntimeError("late"), retry_at=None)
         job = db.session.get(Job, job_id)
         assert job.status == "succeeded"
         assert [(a.attempt, a.outcome) for a in job.history] == [
@@ -40,15 +69,44 @@ def test_redelivered_message_takes_over_a_running_job_and_closes_the_lost_attemp
         ]
 
 
+def test_a_job_whose_workers_keep_dying_fails_with_worker_lost_when_retries_run_out(app, job_id):
+    # Given a job with one retry whose workers die twice (max_retries=1)
+    with app.app_context():
+        claim(job_id, worker_id="gone-1")  # no worker row: its lease is not live
+        assert claim(job_id, worker_id="gone-2").attempt == 2
+        # When a third copy arrives
+        assert claim(job_id, worker_id="gone-3") is None
+        # Then the job failed for good, with the reason
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.error_type, job.retries) == ("failed", "WorkerLost", 2)
+        assert [a.outcome for a in job.history] == ["interrupted", "interrupted", "failed"]
+
+
+def test_a_claim_whose_commit_reply_was_lost_is_recognised_on_the_next_try(app, job_id):
+    # Given a claim that was committed, though its caller never heard so
+    _worker(app, "a", live=True)
+    token = uuid.uuid4().hex
+    with app.app_context():
+        durable.write(state.start_attempt, job_id, series=0, worker_id="a", token=token)
+        # When the same write runs again with the same token
+        again = durable.write(state.start_attempt, job_id, series=0, worker_id="a", token=token)
+        # Then it is the same claim, not a skip
+        assert (again.attempt, again.token) == (1, token)
+
+
 def test_unknown_job_raises_job_not_found(app):
     with app.app_context(), pytest.raises(state.JobNotFound):
-        state.start_attempt("missing", redelivered=False)
+        claim("missing")
 
 
-def test_outcome_of_a_stale_attempt_does_not_overwrite_a_newer_one(app, job_id):
+def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_id):
     with app.app_context():
-        state.start_attempt(job_id, redelivered=False)
-        state.start_attempt(job_id, redelivered=True)
-        # The first attempt's late report must not move the job.
-        state.fail_attempt(job_id, 1, RuntimeError("late"), retry_at=None)
-        assert db.session.get(Job, job_id).status == "running"
+        first = claim(job_id)
+        durable.write(state.fail_attempt, first, RuntimeError("x"), retry_at=utcnow())
+        assert db.session.get(Job, job_id).retries == 1
+        second = claim(job_id)
+        durable.write(state.fail_attempt, second, RuntimeError("y"), retry_at=None)
+        state.requeue(job_id)
+        db.session.commit()
+        job = db.session.get(Job, job_id)
+        assert (job.status, job.retries, job.series) == ("queued", 0, 1)

@@ -1,0 +1,78 @@
+"""Every kind of job, in one table: its actor, queue, retry policy, time limit,
+and what else must change in the same transaction when its job fails for good,
+is cancelled, or is queued again by hand.
+
+Actors (``actors/``), the outbox, the state module and the admin pages all read
+this table; nothing is registered as a side effect of importing a module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class JobKind:
+    actor: str
+    queue: str
+    # The config key of its automatic retries after the first attempt; None: never retried
+    # (periodic work: the next tick is the retry).
+    max_retries_setting: str | None
+    time_limit_ms: int
+    # "module:function" taking the job id, run inside the transaction that fails
+    # or cancels the job (``given_up``), or that queues it again (``requeued``).
+    given_up: str | None = None
+    requeued: str | None = None
+
+    @property
+    def max_retries(self) -> int:
+        if self.max_retries_setting is None:
+            return 0
+        return current_app.config[self.max_retries_setting]
+
+
+HOUR_MS = 60 * 60 * 1000
+
+KINDS = {
+    kind.actor: kind
+    for kind in (
+        JobKind("send_email", "emails", "EMAIL_MAX_RETRIES", 10 * 60 * 1000),
+        # A million rows take well under two hours; Dramatiq's default 10 minutes would cut them.
+        JobKind(
+            "run_export",
+            "exports",
+            "EXPORT_MAX_RETRIES",
+            2 * HOUR_MS,
+            given_up="app.exports.service:mark_failed",
+            requeued="app.exports.service:mark_queued",
+        ),
+        JobKind("resend_failed_emails", "maintenance", None, HOUR_MS),
+        JobKind("cleanup", "maintenance", None, HOUR_MS),
+    )
+}
+QUEUES = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))
+
+
+def actor_options(actor: str) -> dict:
+    """The options its ``@dramatiq.actor`` declares. Retry counts and backoff are
+    not among them: the JobState middleware sets them on each message from the
+    job row and the configuration, so no actor reads settings when imported."""
+    kind = KINDS[actor]
+    return {"actor_name": kind.actor, "queue_name": kind.queue, "time_limit": kind.time_limit_ms}
+
+
+def run_hook(actor: str, hook: str, job_id: str) -> None:
+    """Run the kind's ``given_up`` or ``requeued`` hook, if it has one."""
+    kind = KINDS.get(actor)
+    target = getattr(kind, hook) if kind else None
+    if target:
+        _resolve(target)(job_id)
+
+
+def _resolve(target: str) -> Callable[[str], None]:
+    module, _, name = target.partition(":")
+    return getattr(import_module(module), name)

@@ -1,0 +1,13 @@
+"""Claiming a job as a worker would, for tests that drive the state module directly."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.jobs import durable, state
+
+
+def claim(job_id: str, *, series: int = 0, worker_id: str = "test-worker") -> state.Claim | None:
+    return durable.write(
+        state.start_attempt, job_id, series=series, worker_id=worker_id, token=uuid.uuid4().hex
+    )
