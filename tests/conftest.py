@@ -21,6 +21,8 @@ from app.db import db
 from app.jobs.middleware import AppContext
 from tests.support.smtp import SmtpServer
 
+pytest_plugins = ["tests.support.live_services"]
+
 
 @pytest.fixture()
 def smtp_server():

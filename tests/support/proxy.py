@@ -1,11 +1,13 @@
 """A TCP proxy that a test can cut, to make a real service unreachable (refused
-connections, dropped sessions) and then bring it back on the same address."""
+connections, dropped sessions) and then bring it back on the same address; or
+set to hold, so that it accepts connections and never answers."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 from tests.support.services import free_port
 
@@ -17,6 +19,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.holding = False  # accept connections but forward nothing, ever
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -42,12 +45,22 @@ class TcpProxy:
                 sock.close()
             self._sockets.clear()
 
+    def cut(self, seconds: float) -> None:
+        """Drop every connection and refuse new ones for ``seconds``: a blip."""
+        self.stop()
+        time.sleep(seconds)
+        self.start()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.holding:
+                with self._lock:
+                    self._sockets.add(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=3)
                 upstream.settimeout(None)

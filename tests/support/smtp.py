@@ -3,6 +3,7 @@ refuse, to stall, or to stop listening."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import threading
 from email.message import Message
@@ -18,6 +19,7 @@ class Recorder:
         self.arrived = threading.Condition()
         self.reply: str | None = None  # e.g. "451 try later": refuse the message
         self.rcpt_reply: str | None = None  # e.g. "550 no such user": refuse the recipient
+        self.delay_s = 0.0  # seconds to wait before answering DATA: a slow server
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply is not None:
@@ -26,6 +28,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self.reply is not None:
             return self.reply
         with self.arrived:
@@ -34,6 +38,9 @@ class Recorder:
             )
             self.arrived.notify_all()
         return "250 OK"
+
+    def message_ids(self) -> list[str]:
+        return [message["Message-ID"] for message in self.messages]
 
     def wait_for(self, count: int, timeout: float = 20) -> list[Message]:
         with self.arrived:

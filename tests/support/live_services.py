@@ -1,5 +1,6 @@
-"""Integration fixtures: a RabbitMQ vhost, a PostgreSQL database, a real SMTP
-server and real worker processes, each of the test's own."""
+"""Fixtures for tests on the real services (``tests/integration``, ``tests/faults``):
+a RabbitMQ vhost, a PostgreSQL database, a real SMTP server and real worker and
+scheduler processes, each of the test's own. Loaded by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask_migrate import upgrade
 import broker as broker_module
 from app import create_app
 from app.db import db
+from tests.support.scheduler import SchedulerProcess
 from tests.support.services import PostgresDatabase, RabbitVhost
 from tests.support.worker import WorkerProcess
 
@@ -79,6 +81,22 @@ def worker_env(live_app, vhost, smtp_server):
         "RETRY_MIN_BACKOFF_MS": "100",
         "RETRY_MAX_BACKOFF_MS": "500",
     }
+
+
+@pytest.fixture()
+def start_scheduler(worker_env, tmp_path):
+    """Start scheduler processes (relay every second); stopped afterwards."""
+    schedulers: list[SchedulerProcess] = []
+
+    def start(**env: str) -> SchedulerProcess:
+        log = tmp_path / f"scheduler-{len(schedulers)}.log"
+        process = SchedulerProcess({**worker_env, "RELAY_INTERVAL_S": "1", **env}, log)
+        schedulers.append(process)
+        return process
+
+    yield start
+    for process in schedulers:
+        process.stop()
 
 
 @pytest.fixture()

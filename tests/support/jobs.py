@@ -1,0 +1,40 @@
+"""Reading job, email and export rows in tests of the real services."""
+
+from __future__ import annotations
+
+from app.db import db
+from app.models import Email, Job
+
+
+def send_emails(app, headers, count: int) -> list[dict]:
+    """POST ``count`` emails through the API; their {job_id, email_id}."""
+    client = app.test_client()
+    sent = []
+    for n in range(count):
+        body = {"to": f"r{n}@example.com", "subject": f"Hello {n}", "body": "Hi"}
+        response = client.post("/api/emails", json=body, headers=headers)
+        assert response.status_code == 202, response.json
+        sent.append(response.json)
+    return sent
+
+
+def statuses(app, job_ids) -> list[str]:
+    with app.app_context():
+        return [db.session.get(Job, job_id).status for job_id in job_ids]
+
+
+def all_in(app, job_ids, *wanted: str) -> bool:
+    return all(status in wanted for status in statuses(app, job_ids))
+
+
+def email_attempts(app, email_id: str) -> int:
+    with app.app_context():
+        return db.session.get(Email, email_id).attempts
+
+
+def job(app, job_id: str) -> Job:
+    with app.app_context():
+        found = db.session.get(Job, job_id)
+        found.history  # noqa: B018  (loaded before the session closes)
+        db.session.expunge(found)
+        return found
