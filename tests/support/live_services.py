@@ -104,9 +104,9 @@ def start_worker(worker_env, tmp_path):
     """Start worker processes; every one still running is stopped afterwards."""
     workers: list[WorkerProcess] = []
 
-    def start(*extra_modules: str, **env: str) -> WorkerProcess:
+    def start(*extra_modules: str, threads: int = 2, **env: str) -> WorkerProcess:
         log = tmp_path / f"worker-{len(workers)}.log"
-        worker = WorkerProcess({**worker_env, **env}, log, *extra_modules)
+        worker = WorkerProcess({**worker_env, **env}, log, *extra_modules, threads=threads)
         workers.append(worker)
         return worker
 

@@ -75,6 +75,27 @@ class RabbitVhost:
             connection.close()
 
 
+    def message_ids(self, *queues: str) -> list[str]:
+        """The message id of every message waiting in ``queues``, left in place
+        (got without acknowledgement; closing the channel puts them back)."""
+        import dramatiq
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.url()))
+        try:
+            channel = connection.channel()
+            ids = []
+            for queue in queues:
+                while True:
+                    method, _, body = channel.basic_get(queue, auto_ack=False)
+                    if method is None:
+                        break
+                    ids.append(dramatiq.Message.decode(body).message_id)
+            return ids
+        finally:
+            connection.close()
+
+
 class PostgresDatabase:
     """A PostgreSQL database of the test's own, dropped afterwards."""
 
