@@ -44,7 +44,8 @@ def test_exhausted_retries_dead_letter_the_message_and_fail_the_job(
     live_app, rabbit_broker, vhost, start_worker, smtp_server, headers
 ):
     smtp_server.recorder.reply = "451 4.3.0 try again later"
-    start_worker(EMAIL_MAX_RETRIES=str(MAX_RETRIES))
+    live_app.config["EMAIL_MAX_RETRIES"] = MAX_RETRIES  # a job's retries are set when it is created
+    start_worker()
     user_headers, _ = headers
     ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
 

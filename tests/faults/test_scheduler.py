@@ -13,7 +13,7 @@ import pytest
 from app import auth
 from app.db import db, utcnow
 from app.emails import new_email
-from app.jobs import outbox, rescue
+from app.jobs import outbox
 from app.models import Job, SchedulerLease
 from tests.support.scheduler import SchedulerProcess
 from tests.support.worker import wait_until
@@ -102,7 +102,7 @@ def test_three_schedulers_enqueue_each_tick_once_and_survive_losing_their_leader
 
 
 def test_job_whose_message_was_deleted_from_rabbitmq_is_rescued_and_runs_once(
-    live_app, rabbit_broker, vhost, start_worker, smtp_server
+    live_app, rabbit_broker, vhost, start_worker, worker_env, tmp_path, smtp_server
 ):
     # Given an email job published to RabbitMQ, whose message is then purged
     with live_app.app_context():
@@ -113,21 +113,24 @@ def test_job_whose_message_was_deleted_from_rabbitmq_is_rescued_and_runs_once(
     connection = pika.BlockingConnection(pika.URLParameters(vhost.url()))
     connection.channel().queue_purge("emails")
     connection.close()
-    with live_app.app_context():
-        db.session.get(Job, job_id).published_at = utcnow() - rescue.grace() * 2
-        db.session.commit()
 
-        # When the relay's rescue runs
-        assert rescue.rescue_lost_jobs() == 1
-
-    # Then a worker runs it, once
+    # When a worker serves the queue and the relay runs every second (a grace of 6 s)
     start_worker()
+    scheduler = SchedulerProcess(
+        {**worker_env, "RELAY_INTERVAL_S": "1"}, tmp_path / "rescuer.log"
+    )
 
+    # Then the job is rescued once the worker has served its queue for a grace
+    # window without meeting the message, and runs once
     def succeeded():
         with live_app.app_context():
             return db.session.get(Job, job_id).status == "succeeded"
 
-    wait_until(succeeded, message="the rescued job to succeed")
+    try:
+        wait_until(succeeded, timeout=40, message="the rescued job to succeed")
+    finally:
+        scheduler.stop()
     with live_app.app_context():
-        assert db.session.get(Job, job_id).attempts == 1
+        found = db.session.get(Job, job_id)
+        assert (found.attempts, found.rescues) == (1, 0)  # claimed: the count starts again
     assert len(smtp_server.messages) == 1
