@@ -23,6 +23,7 @@ from dramatiq.middleware import (
 from app import rabbitmq
 from app.config import from_env
 from app.jobs.middleware import AppContext, JobState
+from app.worker_metrics import WorkerMetrics
 
 
 def _create_app():
@@ -42,6 +43,7 @@ def middleware() -> list:
         app_context,
         JobState(app_context),
         Retries(),
+        WorkerMetrics(),
     ]
 
 
