@@ -3,7 +3,7 @@
 given every node in ``BROKER_URL``, reconnect to the survivors, and every email
 is delivered. Duplicates are counted and printed, not forbidden: a worker whose
 node died may be sending an email while its redelivered message is taken over
-by another worker (the SMTP window in the README's reliability notes)."""
+by another worker (the window between SMTP's acceptance and the job's commit)."""
 
 from __future__ import annotations
 
