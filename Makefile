@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FLASK_APP := app
 
-.PHONY: run test lint setup clean chromium
+.PHONY: run test lint setup clean chromium tools
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -24,7 +24,7 @@ setup: $(STAMP)
 run: setup
 	$(PY) deploy/check_rabbitmq.py
 	$(PY) deploy/demo_admin.py
-	honcho start -f Procfile
+	$(PY) deploy/honcho_run.py start -f Procfile
 
 lint: $(STAMP)
 	ruff check .
@@ -35,7 +35,18 @@ chromium:
 		&& apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium is not installed: browser tests will skip (and fail under CI)"
 
-test: lint chromium
+# Checkers for deploy/: promtool (package prometheus), docker-compose (validates the
+# compose file without a Docker engine), systemd-analyze. Install where we can.
+TOOLS := promtool:prometheus docker-compose:docker-compose systemd-analyze:systemd
+tools:
+	@for pair in $(TOOLS); do tool=$${pair%%:*}; package=$${pair#*:}; \
+		command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+			&& { apt-get update -qq; apt-get install -y -qq --no-install-recommends $$package \
+				>/dev/null; }; } \
+		|| echo "$$tool is not installed: its deploy/ checks will skip (and fail under CI)"; \
+	done
+
+test: lint chromium tools
 	$(PY) -m pytest
 
 clean:

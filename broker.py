@@ -1,15 +1,15 @@
 """The process's Dramatiq broker, built from the environment when first imported.
 
-``BROKER_URL`` names RabbitMQ (publisher confirms on, so a published message is
-one RabbitMQ has taken responsibility for), or ``stub://`` for the in-memory
-StubBroker that unit tests use.
+``BROKER_URL`` names RabbitMQ, one node or several (publisher confirms on, so a
+published message is one RabbitMQ has taken responsibility for; classic or quorum
+queues by ``BROKER_QUEUE_TYPE``: app/rabbitmq.py), or ``stub://`` for the
+in-memory StubBroker that unit tests use.
 """
 
 from __future__ import annotations
 
 import dramatiq
 import pika
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -20,16 +20,10 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from app import rabbitmq
 from app.config import from_env
 from app.jobs.middleware import AppContext, JobState
-
-# Fail fast when RabbitMQ is unreachable: a web request must not hang on it.
-CONNECTION_DEFAULTS = {
-    "connection_attempts": 1,
-    "socket_timeout": 3,
-    "stack_timeout": 5,
-    "blocked_connection_timeout": 10,
-}
+from app.worker_metrics import WorkerMetrics
 
 
 def _create_app():
@@ -51,24 +45,25 @@ def middleware() -> list:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
+        WorkerMetrics(),
     ]
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
-    parameters = pika.URLParameters(url)
-    query = url.partition("?")[2]
-    for name, value in CONNECTION_DEFAULTS.items():
-        if name not in query:
-            setattr(parameters, name, value)
-    return parameters
+    """One node's parameters (``BROKER_URL`` may list several: see app/rabbitmq.py)."""
+    return rabbitmq.connection_parameters(url)
 
 
-def build_broker(url: str) -> dramatiq.Broker:
+def build_broker(url: str, *, queue_type: str | None = None) -> dramatiq.Broker:
     if url.startswith("stub://"):
         return StubBroker(middleware=middleware())
-    broker = RabbitmqBroker(confirm_delivery=True, middleware=middleware())
-    broker.parameters = connection_parameters(url)
-    return broker
+    settings = from_env()
+    return rabbitmq.build(
+        url,
+        middleware=middleware(),
+        queue_type=queue_type or settings["BROKER_QUEUE_TYPE"],
+        delivery_limit=settings["BROKER_DELIVERY_LIMIT"],
+    )
 
 
 broker = build_broker(from_env()["BROKER_URL"])

@@ -79,6 +79,10 @@ class Leader:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # APScheduler logs two INFO lines per run ("Running job", "executed
+    # successfully"): with the lease renewal and the relay every few seconds that
+    # drowns everything else. Failures still show (WARNING and above).
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     app = create_app()
     with app.app_context():
         ticks.ensure_rows()

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from app import config as settings
+from app import logs
 from app.db import db, engine_options
 from app.extensions import csrf, mail, migrate
 
@@ -23,6 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["DATABASE_URL"])
+    logs.configure(app.config["LOG_FORMAT"])
     _ensure_sqlite_directory(app.config["DATABASE_URL"])
 
     db.init_app(app)

@@ -34,6 +34,9 @@ _INTS = {
     "JOB_LEASE_S": 60,
     # Seconds an SMTP connection may wait for the server before the attempt fails.
     "MAIL_TIMEOUT": 30,
+    # Quorum queues only: deliveries of one message that may end with its consumer
+    # gone (a worker that crashed or was killed) before it is dead-lettered.
+    "BROKER_DELIVERY_LIMIT": 5,
 }
 _STRINGS = {
     "DATABASE_URL": f"sqlite:///{INSTANCE / 'app.db'}",
@@ -47,6 +50,11 @@ _STRINGS = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
 }
 _BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
+# Settings with a fixed set of values; the first one is the default.
+_CHOICES = {
+    "BROKER_QUEUE_TYPE": ("classic", "quorum"),
+    "LOG_FORMAT": ("text", "json"),
+}
 
 
 class ConfigError(ValueError):
@@ -111,6 +119,11 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
         settings[name] = _parse_int(name, env[name]) if env.get(name) else default
     for name, default in _BOOLS.items():
         settings[name] = _parse_bool(name, env[name]) if name in env else default
+    for name, choices in _CHOICES.items():
+        value = (env.get(name) or choices[0]).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {env[name]!r}")
+        settings[name] = value
     settings["DATABASE_URL"] = _sqlite_relative_to_root(settings["DATABASE_URL"])
     if settings["RETRY_MIN_BACKOFF_MS"] > settings["RETRY_MAX_BACKOFF_MS"]:
         raise ConfigError("RETRY_MIN_BACKOFF_MS must not exceed RETRY_MAX_BACKOFF_MS")

@@ -1,5 +1,6 @@
 """Development SMTP sink: accepts every message on 127.0.0.1:8025 and keeps it as
-an ``.eml`` file under ``instance/mail/``. Not for production."""
+an ``.eml`` file under ``instance/mail/``. Not for production. ``MAIL_PORT`` and
+``MAILSINK_DIR`` move it (the workers send to ``MAIL_PORT`` too)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ class SaveToDirectory:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--directory", type=Path, default=ROOT / "instance" / "mail")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MAIL_PORT") or 8025))
+    parser.add_argument(
+        "--directory",
+        type=Path,
+        default=os.environ.get("MAILSINK_DIR") or ROOT / "instance" / "mail",
+    )
     options = parser.parse_args()
     controller = Controller(
         SaveToDirectory(options.directory), hostname=options.host, port=options.port

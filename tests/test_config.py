@@ -161,3 +161,18 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
     monkeypatch.setenv("JOB_RETENTION_DAYS", "7")
 
     assert from_env()["JOB_RETENTION_DAYS"] == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "default", "other"),
+    [("BROKER_QUEUE_TYPE", "classic", "quorum"), ("LOG_FORMAT", "text", "json")],
+)
+def test_choice_settings_default_and_accept_their_values(name, default, other):
+    assert from_env({})[name] == default
+    assert from_env({name: other.upper()})[name] == other
+
+
+@pytest.mark.parametrize("name", ["BROKER_QUEUE_TYPE", "LOG_FORMAT"])
+def test_choice_settings_refuse_unknown_values(name):
+    with pytest.raises(ConfigError, match=name):
+        from_env({name: "bogus"})

@@ -65,7 +65,7 @@ def run_due(name: str) -> bool:
         except IntegrityError:  # this tick's job exists: another leader enqueued it
             db.session.rollback()
             return False
-        logger.info("enqueued %s for tick %s (job %s)", name, tick.isoformat(), job.id)
+        logger.debug("enqueued %s for tick %s (job %s)", name, tick.isoformat(), job.id)
         return True
     db.session.commit()
     _record(name, _relay_and_rescue())

@@ -3,6 +3,7 @@ one is missing; fail instead when ``CI`` is set, so CI never goes green by skipp
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -63,6 +64,24 @@ class RabbitVhost:
     @staticmethod
     def _ctl(*args: str) -> None:
         subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    def queues(self) -> dict[str, dict]:
+        """Each queue's type and arguments, as ``rabbitmqctl list_queues`` reports them."""
+        listed = subprocess.run(
+            ["rabbitmqctl", "list_queues", "-p", self.name, "-q", "--formatter", "json"]
+            + ["name", "type", "arguments"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+            text=True,
+        )
+        return {
+            row["name"]: {
+                "type": row["type"],
+                "arguments": {name: value for name, _type, value in row["arguments"]},
+            }
+            for row in json.loads(listed.stdout)
+        }
 
     def message_count(self, queue: str) -> int:
         import pika

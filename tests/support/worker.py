@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.services import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 READY = "Worker process is ready for action."
 
@@ -17,6 +19,17 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, *extra_modules: str, threads: int = 2):
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop)
+        # Dramatiq's Prometheus exporter: a port and a metrics directory of its own,
+        # so that workers of parallel tests never share either.
+        self.metrics_port = int(env.get("dramatiq_prom_port") or free_port())
+        metrics_dir = log_path.parent / f"{log_path.stem}-metrics"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_port": str(self.metrics_port),
+            "dramatiq_prom_db": str(metrics_dir),
+            **env,
+        }
         command = [
             sys.executable,
             "-m",

@@ -1,0 +1,149 @@
+"""Quorum queues (``BROKER_QUEUE_TYPE=quorum``, app/rabbitmq.py) on the local
+RabbitMQ node, with real workers: retries through the quorum delay queue, dead
+letters, the delivery limit, and an admin's retry of a dead-lettered job."""
+
+from __future__ import annotations
+
+import dramatiq
+import pika
+import pytest
+
+import broker as broker_module
+from app import auth
+from app.db import db
+from app.models import Job
+from tests.support.worker import wait_until
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+EMAIL = {"to": "kim@example.com", "subject": "Hi", "body": "Hello"}
+DELIVERY_LIMIT = 2
+
+
+@pytest.fixture()
+def quorum_broker(vhost, stub_broker, monkeypatch):
+    """The test process publishes as the web would, declaring quorum queues."""
+    monkeypatch.setenv("BROKER_DELIVERY_LIMIT", str(DELIVERY_LIMIT))
+    broker = broker_module.build_broker(vhost.url(), queue_type="quorum")
+    dramatiq.set_broker(broker)
+    broker.declare_queue("emails", ensure=True)
+    yield broker
+    broker.close()
+    dramatiq.set_broker(stub_broker)
+
+
+@pytest.fixture()
+def quorum_worker(start_worker):
+    def start(*modules, **env):
+        return start_worker(
+            *modules,
+            BROKER_QUEUE_TYPE="quorum",
+            BROKER_DELIVERY_LIMIT=str(DELIVERY_LIMIT),
+            **env,
+        )
+
+    return start
+
+
+@pytest.fixture()
+def headers(live_app):
+    with live_app.app_context():
+        user = auth.create_user("kim@example.com", "pw")
+        admin = auth.create_user("boss@example.com", "pw", admin=True)
+        return (
+            {"Authorization": f"Bearer {auth.issue_token(user)}"},
+            {"Authorization": f"Bearer {auth.issue_token(admin)}"},
+        )
+
+
+def _job(app, job_id) -> Job:
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        job.history  # noqa: B018
+        return job
+
+
+def _wait_status(app, job_id, status, timeout=40):
+    wait_until(lambda: _job(app, job_id).status == status, timeout=timeout, message=status)
+
+
+def test_every_queue_is_declared_as_a_quorum_queue_without_priorities(quorum_broker, vhost):
+    queues = vhost.queues()
+
+    assert {name: q["type"] for name, q in queues.items()} == {
+        "emails": "quorum",
+        "emails.DQ": "quorum",
+        "emails.XQ": "quorum",
+    }
+    work = queues["emails"]["arguments"]
+    assert work["x-delivery-limit"] == DELIVERY_LIMIT
+    assert work["x-dead-letter-routing-key"] == "emails.XQ"
+    assert work["x-dead-letter-strategy"] == "at-least-once"
+    assert "x-max-priority" not in work
+
+
+def test_retries_then_dead_letter_then_admin_retry_sends_once(
+    live_app, quorum_broker, vhost, quorum_worker, smtp_server, headers
+):
+    # Given an SMTP server that refuses for now, and a worker with two retries
+    smtp_server.recorder.reply = "451 4.3.0 try again later"
+    quorum_worker(EMAIL_MAX_RETRIES="2")
+    user_headers, admin_headers = headers
+    client = live_app.test_client()
+
+    # When an email is sent, it is retried through the delay queue, then dead-lettered
+    ids = client.post("/api/emails", json=EMAIL, headers=user_headers).json
+    _wait_status(live_app, ids["job_id"], "failed")
+    assert [a.outcome for a in _job(live_app, ids["job_id"]).history] == ["failed"] * 3
+    wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the dead letter")
+
+    # When the fault is fixed and an admin retries the job
+    smtp_server.recorder.reply = None
+    answer = client.post(f"/api/jobs/{ids['job_id']}/retry", headers=admin_headers)
+    assert answer.status_code == 202
+    _wait_status(live_app, ids["job_id"], "succeeded")
+
+    # And an operator also moves the old dead letter back onto the work queue
+    _move_dead_letters(vhost, "emails")
+    wait_until(lambda: vhost.message_count("emails") == 0, message="the old copy consumed")
+
+    # Then the email went out once: the old copy belongs to an earlier series
+    assert len(smtp_server.recorder.wait_for(1)) == 1
+    assert [a.outcome for a in _job(live_app, ids["job_id"]).history][-1] == "succeeded"
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_message_that_keeps_killing_its_worker_is_dead_lettered_and_its_job_fails(
+    live_app, quorum_broker, vhost, quorum_worker, smtp_server, headers
+):
+    user_headers, _ = headers
+    ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
+
+    # Given a job whose every attempt kills its worker process
+    for _ in range(DELIVERY_LIMIT):
+        worker = quorum_worker("tests.support.crash_on_send")
+        worker.process.wait(timeout=30)  # dramatiq stops when its worker process dies
+
+    # When a worker gets the message for the last time RabbitMQ allows
+    quorum_worker("tests.support.crash_on_send")
+
+    # Then the job fails with the reason instead of running a third time
+    _wait_status(live_app, ids["job_id"], "failed")
+    job = _job(live_app, ids["job_id"])
+    assert job.error_type == "DeliveryLimitReached"
+    assert [a.outcome for a in job.history] == ["interrupted", "interrupted", "failed"]
+    wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the dead letter")
+    assert smtp_server.messages == []
+
+
+def _move_dead_letters(vhost, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(vhost.url()))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    while True:
+        method, properties, body = channel.basic_get(f"{queue}.XQ")
+        if method is None:
+            break
+        channel.basic_publish("", queue, body, properties)
+        channel.basic_ack(method.delivery_tag)
+    connection.close()
