@@ -32,7 +32,8 @@ BOOT_TIMEOUT_S = 120
 
 
 class ClusterNode:
-    def __init__(self, base: Path, name: str):
+    def __init__(self, base: Path, name: str, extra_config: str = ""):
+        self.extra_config = extra_config
         self.name = f"{name}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -71,7 +72,7 @@ class ClusterNode:
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
             "disk_free_limit.absolute = 10MB\n"
-            "vm_memory_high_watermark.relative = 0.2\n"
+            "vm_memory_high_watermark.relative = 0.2\n" + self.extra_config
         )
         (self.dir / "advanced.config").write_text("[].\n")
         (self.dir / "rabbitmq-env.conf").write_text("")
@@ -136,7 +137,7 @@ class ClusterNode:
 
 
 class RabbitCluster:
-    def __init__(self, size: int = 3):
+    def __init__(self, size: int = 3, *, extra_config: str = ""):
         if not Path(SERVER).exists() or shutil.which("runuser") is None:
             unavailable(f"rabbitmq-server is not installed at {SERVER}")
         try:
@@ -147,7 +148,9 @@ class RabbitCluster:
             unavailable("starting RabbitMQ nodes as the rabbitmq user needs root")
         self.base = Path(tempfile.mkdtemp(prefix="rabbit-cluster-"))
         prefix = f"t{uuid.uuid4().hex[:6]}"
-        self.nodes = [ClusterNode(self.base, f"{prefix}n{i + 1}") for i in range(size)]
+        self.nodes = [
+            ClusterNode(self.base, f"{prefix}n{i + 1}", extra_config) for i in range(size)
+        ]
 
     @property
     def url(self) -> str:
