@@ -123,15 +123,20 @@ class ExportRequest(Body):
     format: Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
 
 
-def _cursor(value: str) -> str:
-    # The keyset a cursor decodes to goes into SQL: refuse what no row could hold.
+def valid_cursor(value: str) -> bool:
+    """A cursor decodes to a keyset that a row could hold: the id goes into SQL,
+    where a NUL would be a driver error (on PostgreSQL) rather than no match."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         created_at, _, row_id = raw.partition("|")
         timestamp = datetime.fromisoformat(created_at)
     except ValueError:
-        raise ValueError("is not a valid cursor") from None
-    if timestamp.tzinfo is None or not row_id or not text.single_line(row_id):
+        return False
+    return timestamp.tzinfo is not None and bool(row_id) and text.single_line(row_id)
+
+
+def _cursor(value: str) -> str:
+    if not valid_cursor(value):
         raise ValueError("is not a valid cursor")
     return value
 
