@@ -67,11 +67,12 @@ def test_the_try_is_counted_before_the_password_is_hashed_and_no_transaction_spa
             failures = other.execute(
                 select(LoginThrottle.failures).where(LoginThrottle.email == "alice@example.com")
             ).scalar()
-        seen.append((failures, db.session.in_transaction()))
+        seen.append((failures, db.session().in_transaction()))
         return real_check(hashed, password)
 
     monkeypatch.setattr(auth, "check_password_hash", check)
 
-    client.post("/api/tokens", json=BAD)
+    response = client.post("/api/tokens", json=BAD)
 
+    assert response.status_code == 401, response.get_json()
     assert seen == [(1, False)]
