@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -20,7 +21,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.from_env())
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
     app.config.update(config or {})
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or settings.secret_key()
+    key = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = (
+        settings.check_secret_key(key, "SECRET_KEY") if key else settings.secret_key()
+    )
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["DATABASE_URL"])
@@ -50,5 +54,14 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _ensure_sqlite_directory(url: str) -> None:
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """The database file exists, readable by its owner only (SQLite gives its
+    journal files the same mode)."""
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.parent == settings.INSTANCE:
+        settings.ensure_instance_dir()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from functools import wraps
 
-from flask import g, request
-from sqlalchemy import select
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app, g, request
+from sqlalchemy import delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app import login_throttle
-from app.db import db
+from app import login_throttle, text
+from app.db import db, utcnow
 from app.errors import ApiError
 from app.models import ApiToken, User
+
+MIN_PASSWORD_LENGTH = 10
 
 # Compared against when the email is unknown, so that a wrong email costs as
 # much time as a wrong password and does not reveal which accounts exist.
@@ -22,6 +26,22 @@ _DUMMY_HASH = generate_password_hash("not a real password")
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+class InvalidCredentials(ValueError):
+    """An address or password that cannot belong to an account."""
+
+
+def check_new_user(email: str, password: str) -> None:
+    """Raise InvalidCredentials unless ``email`` is an address and ``password`` long enough."""
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidCredentials(f"{email!r} is not a valid email address: {error}") from None
+    if len(password) < MIN_PASSWORD_LENGTH or not text.storable(password):
+        raise InvalidCredentials(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+        )
 
 
 def create_user(email: str, password: str, *, admin: bool = False) -> User:
@@ -39,14 +59,20 @@ def authenticate(email: str, password: str) -> User | None:
     """The user with these credentials, or None. Raises TooManyFailures while
     the email is throttled after repeated failures (see ``login_throttle``)."""
     email = normalize_email(email)
-    login_throttle.check(email)
-    user = db.session.scalar(select(User).where(User.email == email))
-    if user is None:
+    if not text.storable(email) or not text.storable(password) or len(email) > 254:
+        # No such account can exist (and the database could not even look for it).
         check_password_hash(_DUMMY_HASH, password)
-    elif check_password_hash(user.password_hash, password):
+        return None
+    login_throttle.claim(email)  # commits: the try is counted before any hashing
+    found = db.session.execute(
+        select(User.id, User.password_hash).where(User.email == email)
+    ).first()
+    db.session.rollback()  # no transaction (nor SQLite lock) held across the hash
+    if found is None:
+        check_password_hash(_DUMMY_HASH, password)
+    elif check_password_hash(found.password_hash, password):
         login_throttle.record_success(email)
-        return user
-    login_throttle.record_failure(email)
+        return db.session.get(User, found.id)
     return None
 
 
@@ -57,14 +83,29 @@ def _token_hash(token: str) -> str:
 def issue_token(user: User) -> str:
     """A new bearer token; only its hash is stored, so it is shown once."""
     token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token)))
+    now = utcnow()
+    ttl = timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
+    db.session.add(
+        ApiToken(
+            user_id=user.id, token_hash=_token_hash(token), created_at=now, expires_at=now + ttl
+        )
+    )
     db.session.commit()
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-    return api_token.user if api_token else None
+def token_for(token: str) -> ApiToken | None:
+    """The live token row, or None when unknown, revoked or expired."""
+    return db.session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == _token_hash(token), ApiToken.expires_at > utcnow()
+        )
+    )
+
+
+def revoke_token(token_id: int) -> None:
+    db.session.execute(delete(ApiToken).where(ApiToken.id == token_id))
+    db.session.commit()
 
 
 def token_required(view):
@@ -73,12 +114,12 @@ def token_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
-        if user is None:
+        api_token = token_for(token.strip()) if scheme.lower() == "bearer" and token else None
+        if api_token is None:
             raise ApiError(
                 401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
-        g.user = user
+        g.user, g.api_token_id = api_token.user, api_token.id
         return view(*args, **kwargs)
 
     return wrapper

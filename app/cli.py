@@ -27,8 +27,10 @@ jobs_cli = AppGroup("jobs", help="Inspect and move background jobs.")
 @click.option("--admin", is_flag=True, help="Give the user access to the admin pages.")
 def create_user(email: str, password: str, admin: bool) -> None:
     """Create a user."""
-    if not password:
-        raise click.BadParameter("must not be empty", param_hint="--password")
+    try:
+        auth.check_new_user(email, password)
+    except auth.InvalidCredentials as invalid:
+        raise click.UsageError(str(invalid)) from None
     try:
         user = auth.create_user(email, password, admin=admin)
     except IntegrityError:

@@ -27,6 +27,7 @@ _INTS = {
     "JOB_RETENTION_DAYS": 30,
     "FAILED_JOB_RETENTION_DAYS": 90,
     "RELAY_INTERVAL_S": 10,
+    "API_TOKEN_TTL_DAYS": 90,
     # How long a scheduler's lease lasts without renewal (renewed every third of it).
     "SCHEDULER_LEASE_S": 30,
     # How long a worker process's lease on its running jobs lasts without renewal
@@ -48,6 +49,7 @@ _STRINGS = {
     "EXPORT_DIR": str(INSTANCE / "exports"),
     # Where users reach the web process; the base of links in emails.
     "PUBLIC_URL": "http://127.0.0.1:5000",
+    "METRICS_TOKEN": None,
 }
 _BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
 # Settings with a fixed set of values; the first one is the default.
@@ -55,6 +57,10 @@ _CHOICES = {
     "BROKER_QUEUE_TYPE": ("classic", "quorum"),
     "LOG_FORMAT": ("text", "json"),
 }
+
+
+# Sessions, CSRF tokens and download links are signed with it: short keys are guessable.
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class ConfigError(ValueError):
@@ -91,22 +97,53 @@ def _sqlite_relative_to_root(url: str) -> str:
     return url
 
 
+def ensure_instance_dir() -> None:
+    """``instance/`` holds the secret key, the demo password and the SQLite
+    database: only its owner may enter it."""
+    INSTANCE.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if INSTANCE.stat().st_mode & 0o077:
+        INSTANCE.chmod(0o700)
+
+
+def write_private(path: Path, content: str) -> bool:
+    """Write ``content`` to ``path`` (mode 0600) whole or not at all: into a
+    temporary file, then linked into place. Returns False, writing nothing,
+    when ``path`` exists already (another process came first)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)  # unlike rename, never replaces what is there
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def check_secret_key(key: str | None, source: str) -> str:
+    if not key or len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"the secret key from {source} is empty or shorter than {MIN_SECRET_KEY_LENGTH}"
+            " characters; set a longer SECRET_KEY"
+            + (f", or delete {source} to have one generated" if source != "SECRET_KEY" else "")
+        )
+    return key
+
+
 def secret_key() -> str:
     """Generated once and kept in ``instance/`` so that sessions and signed
-    links survive restarts and are shared by web and worker processes."""
+    links survive restarts and are shared by web and worker processes. When two
+    processes start at once, the first one's key wins."""
     path = INSTANCE / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    INSTANCE.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    # O_EXCL: when two processes start at once, the first one's key wins.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key
+    if not path.exists():
+        ensure_instance_dir()
+        write_private(path, secrets.token_hex(32))
+    return check_secret_key(path.read_text().strip(), str(path))
 
 
 def from_env(environ: dict[str, str] | None = None) -> dict:

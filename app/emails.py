@@ -3,22 +3,26 @@ Flask-Mail, and its state as users see it."""
 
 from __future__ import annotations
 
-import mimetypes
+import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from flask_mail import Message
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import smtp
+from app import email_message, smtp
 from app.db import db, utcnow
 from app.jobs import durable, outbox, state
 from app.jobs.errors import PermanentError
-from app.models import Email, Job, new_id
+from app.models import Email, new_id
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class IdempotencyKeyReused(Exception):
+    """The key came before with a different request: neither answer nor queue."""
 
 
 class EmailNotFound(PermanentError, LookupError):
@@ -50,13 +54,27 @@ def status(email: Email) -> str:
     return "sending"
 
 
+def request_hash(request: dict) -> str:
+    """What identifies a request for its idempotency key: its fields, canonically."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def queue_email(
-    *, user_id: int, to: str, subject: str, body: str, html: str | None, idempotency_key: str | None
+    *,
+    user_id: int,
+    to: str,
+    subject: str,
+    body: str,
+    html: str | None,
+    idempotency_key: str | None,
+    request_hash: str | None = None,
 ) -> tuple[Email, bool]:
     """Commit an email and its job, then publish the job. Returns the email and
-    whether it is new; a repeated idempotency key returns the first email."""
+    whether it is new; a repeated idempotency key returns the first email, or
+    raises IdempotencyKeyReused when it came with a different request."""
     if idempotency_key is not None:
-        existing = _by_idempotency_key(user_id, idempotency_key)
+        existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return existing, False
     email, job = new_email(
@@ -67,12 +85,13 @@ def queue_email(
         html=html,
         idempotency_key=idempotency_key,
     )
+    email.request_hash = request_hash
     try:
         outbox.commit_and_publish(job)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer with its email.
         db.session.rollback()
-        existing = _by_idempotency_key(user_id, idempotency_key)
+        existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is None:
             raise
         return existing, False
@@ -110,11 +129,15 @@ def new_email(
     return email, job
 
 
-def _by_idempotency_key(user_id: int, key: str) -> Email | None:
+def _by_idempotency_key(user_id: int, key: str, request_hash: str | None) -> Email | None:
     email = db.session.scalar(
         select(Email).where(Email.user_id == user_id, Email.idempotency_key == key)
     )
     if email is None or email.created_at > utcnow() - IDEMPOTENCY_WINDOW:
+        # Rows from before request hashes were kept (NULL) match any request.
+        if email is not None and email.request_hash not in (None, request_hash):
+            db.session.rollback()
+            raise IdempotencyKeyReused(key)
         return email
     # Past the window the key may be used again: release it from the old email.
     db.session.execute(update(Email).where(Email.id == email.id).values(idempotency_key=None))
@@ -137,18 +160,12 @@ def deliver(email_id: str) -> None:
         raise EmailNotFound(email_id)
     if email.sent_at is not None:
         return
-    message = Message(
-        subject=email.subject,
-        recipients=[email.to],
-        body=email.body,
-        html=email.html,
-    )
-    message.msgId = email.message_id
+    path = None
     if email.attachment:
         path = Path(current_app.config["EXPORT_DIR"]) / email.attachment
         if not path.is_file():
             raise AttachmentMissing(f"{email.attachment} no longer exists")
-        message.attach(path.name, _mimetype(path), path.read_bytes())
+    message = email_message.build(email, path)
     # Committed before talking to the SMTP server: no transaction stays open over
     # the network. Once the server has accepted, the email is recorded as sent
     # even through a database outage (``durable``): the one window for a second
@@ -168,25 +185,3 @@ def _mark_sent(email_id: str) -> None:
     db.session.execute(
         update(Email).where(Email.id == email_id, Email.sent_at.is_(None)).values(sent_at=utcnow())
     )
-
-
-def _mimetype(path: Path) -> str:
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-
-
-def to_dict(email: Email) -> dict:
-    job: Job | None = email.job
-    error = None
-    if job is not None and job.error_type and status(email) != "sent":
-        error = {"type": job.error_type, "message": job.error_message}
-    return {
-        "id": email.id,
-        "to": email.to,
-        "subject": email.subject,
-        "status": status(email),
-        "attempts": email.attempts,
-        "resend_rounds": email.resend_rounds,
-        "sent_at": email.sent_at.isoformat() if email.sent_at else None,
-        "job_id": email.job_id,
-        "error": error,
-    }

@@ -5,15 +5,34 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, TimeoutError
 from werkzeug.exceptions import HTTPException
 
+from app import text
 from app.db import db
 
 logger = logging.getLogger(__name__)
 
-JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/exports/download/", "/openapi.json")
+JSON_PREFIXES = (
+    "/api/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/exports/download/",
+    "/openapi.json",
+)
+# What the HTML side says for the errors it shows as pages of its own.
+PAGE_TEXT = {
+    400: ("Bad request", "The request could not be understood. Reload the page and try again."),
+    403: ("Not allowed", "Your account may not open this page."),
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Not allowed", "This page does not take that kind of request."),
+    410: ("Gone", "This has expired or been cleaned up."),
+    413: ("Too large", "The request was over 1 MiB."),
+    422: ("Bad request", "A value in the address could not be used."),
+    429: ("Slow down", "Too many requests. Wait a little and try again."),
+}
 
 
 class ApiError(Exception):
@@ -52,9 +71,30 @@ def _discard_session() -> None:
         logger.debug("rollback failed", exc_info=True)
 
 
+def _page(status: int):
+    title, message = PAGE_TEXT.get(status, ("Error", "Something went wrong."))
+    return render_template("web/error.html", status=status, title=title, message=message), status
+
+
+def refuse_hostile_urls() -> None:
+    """No path or query value with a NUL, control or line-separator character
+    reaches a view (nor the database, which could not store it): 404 for a
+    path, 422 for a query value."""
+    if not text.single_line(request.path):
+        raise ApiError(404, "not found")
+    for name, value in request.args.items(multi=True):
+        if not (text.single_line(name) and text.storable(value)):
+            raise ApiError(422, "invalid query parameters", {name: "holds a forbidden character"})
+
+
 def register(app: Flask) -> None:
+    app.before_request(refuse_hostile_urls)
+
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
+        if not _wants_json():
+            page, status = _page(error.status)
+            return page, status, error.headers
         response, status = error_response(error.status, error.message, error.fields, **error.extra)
         response.headers.update(error.headers)
         return response, status
@@ -62,6 +102,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if not _wants_json():
+            if error.code in PAGE_TEXT:
+                return _page(error.code)
             return error
         messages = {
             400: "malformed request",
@@ -79,6 +121,17 @@ def register(app: Flask) -> None:
         logger.warning("database unavailable: %s", error)
         _discard_session()
         return error_response(503, "the database is unavailable; try again shortly")
+
+    @app.errorhandler(DataError)
+    def bad_value(error: DataError):
+        # A value the driver refused that validation let through: the request's fault.
+        logger.warning(
+            "database refused a value on %s %s: %s", request.method, request.path, error.orig
+        )
+        _discard_session()
+        if not _wants_json():
+            return _page(422)
+        return error_response(422, "a value could not be stored or looked up")
 
     @app.errorhandler(DBAPIError)
     def database_error(error: DBAPIError):

@@ -40,6 +40,9 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Kept in the session cookie at sign-in; signing out bumps it, which ends
+    # every session signed with the old value, copies of the cookie included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(db.Model):
@@ -51,6 +54,8 @@ class ApiToken(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # API_TOKEN_TTL_DAYS after issue; a revoked token's row is deleted.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -181,6 +186,9 @@ class Email(db.Model):
     resend_rounds: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the request that came with the key: the same key with another
+    # request is refused rather than answered with this email.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     # A file under EXPORT_DIR sent as an attachment (an export's email).
     attachment: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -253,6 +261,7 @@ class LoginThrottle(db.Model):
     """Failed sign-ins per email, to slow down password guessing."""
 
     __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_last_failure", "last_failure_at"),)
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)

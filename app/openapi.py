@@ -1,346 +1,123 @@
-"""The OpenAPI 3 document of the JSON API, served at /openapi.json.
-
-Kept by hand, and kept accurate by tests/test_openapi.py, which checks it
-against the app's routes."""
+"""The OpenAPI 3.1 document, generated from the ``@operation`` declarations on
+the views (``app/api/spec.py``) and the pydantic models they name: the same
+models validate requests and shape responses, so the document cannot drift."""
 
 from __future__ import annotations
 
+import re
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from app.api.output import Error
+from app.api.spec import ERROR_TEXT, Operation, Raw
+
+REF = "#/components/schemas/{model}"
 
 
-def _json(schema: dict, description: str = "OK") -> dict:
+def document(app: Flask) -> dict:
+    operations = _operations(app)
+    models = {Error}
+    for _, _, spec in operations:
+        models |= {m for m in (spec.body, spec.query, spec.headers) if m is not None}
+        models |= {m for m in spec.responses.values() if isinstance(m, type)}
+    modes = [(m, "validation" if _is_request(m, operations) else "serialization") for m in models]
+    refs, defs = models_json_schema(
+        sorted(modes, key=lambda pair: pair[0].__name__), ref_template=REF
+    )
+    schemas = {name: schema for name, schema in defs.get("$defs", {}).items()}
+    paths: dict = {}
+    for path, method, spec in operations:
+        paths.setdefault(path, {})[method] = _operation(spec, path, method, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "jobsapp API", "version": "1"},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": dict(sorted(paths.items())),
+    }
+
+
+def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        spec = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if spec is None:
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((path, method.lower(), spec))
+    return found
+
+
+def _is_request(model: type[BaseModel], operations) -> bool:
+    return any(model in (spec.body, spec.query, spec.headers) for _, _, spec in operations)
+
+
+def _schema(model: type[BaseModel], refs: dict) -> dict:
+    mode = "validation" if (model, "validation") in refs else "serialization"
+    return refs[(model, mode)]
+
+
+def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict:
-    text = {
-        400: "malformed JSON or wrong content type",
-        401: "missing or bad token",
-        403: "not an admin",
-        404: "not found, or not yours",
-        409: "conflicts with the current state",
-        410: "expired or cleaned up",
-        413: "body over 1 MiB",
-        422: "invalid fields",
-        429: "too many failed sign-ins",
-        503: "the database or another service is unreachable",
+def _without_null(schema: dict) -> dict:
+    """A parameter is absent or a value, never JSON null: drop the null branch."""
+    schema = {k: v for k, v in schema.items() if k not in ("title", "default")}
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    return schema
+
+
+def _parameters(spec: Operation, path: str) -> list[dict]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    for where, model in (("query", spec.query), ("header", spec.headers)):
+        if model is None:
+            continue
+        schema = model.model_json_schema(by_alias=True)
+        for name, prop in schema["properties"].items():
+            required = name in schema.get("required", ())
+            parameters.append(
+                {"name": name, "in": where, "required": required, "schema": _without_null(prop)}
+            )
+    return parameters
+
+
+def _operation(spec: Operation, path: str, method: str, refs: dict) -> dict:
+    responses: dict = {}
+    for status, model in spec.responses.items():
+        if model is None:
+            responses[str(status)] = {"description": "no content"}
+        elif isinstance(model, Raw):
+            content = {media: {"schema": {}} for media in model.media_types}
+            responses[str(status)] = {"description": model.description, "content": content}
+        else:
+            responses[str(status)] = _json(_schema(model, refs), "OK")
+    for status in spec.errors:
+        responses[str(status)] = _json(_schema(Error, refs), ERROR_TEXT[status])
+    result: dict = {
+        "summary": spec.summary,
+        "operationId": re.sub(r"\W+", "_", f"{method}{path}").strip("_"),
+        "parameters": _parameters(spec, path),
+        "responses": responses,
     }
-    return {str(code): _json(_ref("Error"), text[code]) for code in codes}
-
-
-def _body(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _id(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-STR, INT = {"type": "string"}, {"type": "integer"}
-TIME = {"type": "string", "format": "date-time", "nullable": True}
-ERROR_SUMMARY = {
-    "type": "object",
-    "nullable": True,
-    "properties": {"type": STR, "message": STR},
-}
-USER_ERRORS = (400, 401, 413, 422, 503)
-
-SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": STR,
-            "fields": {"type": "object", "additionalProperties": STR},
-            "job_id": STR,
-        },
-    },
-    "Attempt": {
-        "type": "object",
-        "properties": {
-            "attempt": INT,
-            "started_at": TIME,
-            "finished_at": TIME,
-            "outcome": {
-                "type": "string",
-                "enum": ["running", "succeeded", "failed", "interrupted"],
-            },
-            "error": ERROR_SUMMARY,
-            "traceback": {"type": "string", "nullable": True, "description": "admins only"},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "properties": {
-            "id": STR,
-            "actor": STR,
-            "queue": STR,
-            "status": {
-                "type": "string",
-                "enum": ["queued", "running", "retrying", "succeeded", "failed", "cancelled"],
-            },
-            "progress": INT,
-            "attempts": INT,
-            "max_retries": INT,
-            "created_at": TIME,
-            "started_at": TIME,
-            "finished_at": TIME,
-            "next_retry_at": TIME,
-            "error": ERROR_SUMMARY,
-            "result": {"nullable": True},
-            "history": {"type": "array", "items": _ref("Attempt")},
-        },
-    },
-    "Email": {
-        "type": "object",
-        "properties": {
-            "id": STR,
-            "to": STR,
-            "subject": STR,
-            "status": {"type": "string", "enum": ["queued", "sending", "sent", "failed"]},
-            "attempts": INT,
-            "resend_rounds": INT,
-            "sent_at": TIME,
-            "job_id": STR,
-            "error": ERROR_SUMMARY,
-        },
-    },
-    "Export": {
-        "type": "object",
-        "properties": {
-            "id": STR,
-            "kind": {"type": "string", "enum": ["posts"]},
-            "format": {"type": "string", "enum": ["csv", "json", "xlsx"]},
-            "status": {
-                "type": "string",
-                "enum": ["queued", "running", "succeeded", "failed", "expired"],
-            },
-            "progress": INT,
-            "rows": {"type": "integer", "nullable": True},
-            "bytes": {"type": "integer", "nullable": True},
-            "job_id": STR,
-            "download_url": {"type": "string", "nullable": True},
-        },
-    },
-}
-
-PATHS = {
-    "/api/tokens": {
-        "post": {
-            "summary": "Exchange email and password for a bearer token",
-            "security": [],
-            "requestBody": _body(
-                {
-                    "type": "object",
-                    "required": ["email", "password"],
-                    "properties": {"email": STR, "password": STR},
-                }
-            ),
-            "responses": {
-                "201": _json({"type": "object", "properties": {"token": STR}}, "Created"),
-                **_errors(400, 401, 413, 422, 429, 503),
-            },
+    if spec.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(spec.body, refs)}},
         }
-    },
-    "/api/posts": {
-        "post": {
-            "summary": "Create a post",
-            "requestBody": _body(
-                {"type": "object", "required": ["body"], "properties": {"body": STR}}
-            ),
-            "responses": {
-                "201": _json(
-                    {"type": "object", "properties": {"id": INT, "body": STR, "created_at": TIME}},
-                    "Created",
-                ),
-                **_errors(*USER_ERRORS),
-            },
-        }
-    },
-    "/api/emails": {
-        "post": {
-            "summary": "Queue an email",
-            "parameters": [
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": STR,
-                    "description": "a repeat within 24 hours answers with the first email",
-                }
-            ],
-            "requestBody": _body(
-                {
-                    "type": "object",
-                    "required": ["to", "subject", "body"],
-                    "properties": {"to": STR, "subject": STR, "body": STR, "html": STR},
-                }
-            ),
-            "responses": {
-                "202": _json(
-                    {
-                        "type": "object",
-                        "properties": {"job_id": STR, "email_id": STR, "status": STR},
-                    },
-                    "Accepted; Location: /api/jobs/<job_id>",
-                ),
-                **_errors(*USER_ERRORS),
-            },
-        }
-    },
-    "/api/emails/{email_id}": {
-        "get": {
-            "summary": "An email and its delivery state",
-            "parameters": [_id("email_id")],
-            "responses": {"200": _json(_ref("Email")), **_errors(401, 404, 503)},
-        }
-    },
-    "/api/exports": {
-        "post": {
-            "summary": "Export my posts; one unfinished export per kind",
-            "requestBody": _body(
-                {
-                    "type": "object",
-                    "required": ["kind", "format"],
-                    "properties": {
-                        "kind": SCHEMAS["Export"]["properties"]["kind"],
-                        "format": SCHEMAS["Export"]["properties"]["format"],
-                    },
-                }
-            ),
-            "responses": {
-                "202": _json(
-                    {
-                        "type": "object",
-                        "properties": {"job_id": STR, "export_id": STR, "status": STR},
-                    },
-                    "Accepted",
-                ),
-                **_errors(*USER_ERRORS, 409),
-            },
-        }
-    },
-    "/api/exports/{export_id}": {
-        "get": {
-            "summary": "An export and its progress",
-            "parameters": [_id("export_id")],
-            "responses": {"200": _json(_ref("Export")), **_errors(401, 404, 503)},
-        }
-    },
-    "/api/exports/{export_id}/download": {
-        "get": {
-            "summary": "The export's file, as an attachment",
-            "parameters": [_id("export_id")],
-            "responses": {"200": {"description": "the file"}, **_errors(401, 404, 409, 410, 503)},
-        }
-    },
-    "/exports/download/{signed_token}": {
-        "get": {
-            "summary": "The export's file, for anyone holding the emailed link",
-            "security": [],
-            "parameters": [_id("signed_token")],
-            "responses": {"200": {"description": "the file"}, **_errors(404, 409, 410, 503)},
-        }
-    },
-    "/api/jobs": {
-        "get": {
-            "summary": "My jobs (all jobs for an admin), newest first",
-            "parameters": [
-                {"name": name, "in": "query", "required": False, "schema": schema}
-                for name, schema in (
-                    ("status", SCHEMAS["Job"]["properties"]["status"]),
-                    ("actor", STR),
-                    ("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
-                    ("cursor", STR),
-                )
-            ],
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "items": {"type": "array", "items": _ref("Job")},
-                            "next_cursor": {"type": "string", "nullable": True},
-                        },
-                    }
-                ),
-                **_errors(401, 422, 503),
-            },
-        }
-    },
-    "/api/jobs/{job_id}": {
-        "get": {
-            "summary": "A job with its attempt history",
-            "parameters": [_id("job_id")],
-            "responses": {"200": _json(_ref("Job")), **_errors(401, 404, 503)},
-        }
-    },
-    "/api/jobs/{job_id}/retry": {
-        "post": {
-            "summary": "Retry a failed or cancelled job (admins)",
-            "parameters": [_id("job_id")],
-            "responses": {
-                "202": _json(
-                    {"type": "object", "properties": {"job_id": STR, "status": STR}}, "Accepted"
-                ),
-                **_errors(401, 403, 404, 409, 503),
-            },
-        }
-    },
-    "/api/jobs/{job_id}/cancel": {
-        "post": {
-            "summary": "Cancel a queued, retrying or failed job (admins)",
-            "parameters": [_id("job_id")],
-            "responses": {
-                "200": _json({"type": "object", "properties": {"job_id": STR, "status": STR}}),
-                **_errors(401, 403, 404, 409, 503),
-            },
-        }
-    },
-    "/healthz": {
-        "get": {
-            "summary": "The process is alive",
-            "security": [],
-            "responses": {"200": _json({"type": "object", "properties": {"status": STR}})},
-        }
-    },
-    "/readyz": {
-        "get": {
-            "summary": "The database and the broker answer",
-            "security": [],
-            "responses": {
-                code: _json(
-                    {"type": "object", "properties": {"database": STR, "broker": STR}}, text
-                )
-                for code, text in (("200", "ready"), ("503", "not ready"))
-            },
-        }
-    },
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics",
-            "security": [],
-            "responses": {"200": {"description": "Prometheus text format"}},
-        }
-    },
-    "/openapi.json": {
-        "get": {
-            "summary": "This document",
-            "security": [],
-            "responses": {"200": {"description": "OpenAPI 3 document"}},
-        }
-    },
-}
-
-DOCUMENT = {
-    "openapi": "3.0.3",
-    "info": {"title": "jobsapp API", "version": "1"},
-    "components": {
-        "schemas": SCHEMAS,
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-    },
-    "security": [{"bearer": []}],
-    "paths": PATHS,
-}
+    if not spec.auth:
+        result["security"] = []
+    return result

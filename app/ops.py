@@ -2,41 +2,62 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from app import metrics
+from app import metrics, openapi
+from app.api.output import Health, Readiness
+from app.api.spec import Raw, operation, respond
 from app.db import db
+from app.errors import ApiError
 from app.jobs.outbox import get_broker
-from app.openapi import DOCUMENT
 
 logger = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__)
 
 
 @ops.get("/healthz")
+@operation("The process is alive", responses={200: Health}, auth=False)
 def healthz():
-    return jsonify(status="ok")
+    return respond(Health(status="ok"))
 
 
 @ops.get("/readyz")
+@operation(
+    "The database and the broker answer", responses={200: Readiness, 503: Readiness}, auth=False
+)
 def readyz():
-    checks = {"database": _check(_database), "broker": _check(_broker)}
-    healthy = all(value == "ok" for value in checks.values())
-    return jsonify(checks), 200 if healthy else 503
+    checks = Readiness(database=_check(_database), broker=_check(_broker))
+    healthy = checks.database == "ok" and checks.broker == "ok"
+    return respond(checks, 200 if healthy else 503)
 
 
 @ops.get("/metrics")
+@operation(
+    "Prometheus metrics; wants the bearer METRICS_TOKEN when one is configured",
+    responses={200: Raw(("text/plain",), "Prometheus text format")},
+    errors=(401, 503),
+    auth=False,
+)
 def prometheus_metrics():
+    expected = current_app.config["METRICS_TOKEN"]
+    if expected:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+            raise ApiError(
+                401, "metrics want a bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
     return Response(metrics.render(), mimetype=CONTENT_TYPE_LATEST)
 
 
 @ops.get("/openapi.json")
-def openapi():
-    return jsonify(DOCUMENT)
+@operation("This document", responses={200: Raw(("application/json",), "OpenAPI 3.1")}, auth=False)
+def openapi_document():
+    return jsonify(openapi.document(current_app))
 
 
 def _check(probe) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,21 +30,35 @@ def reachable(url: str) -> bool:
         return False
 
 
+def masked(url: str) -> str:
+    """BROKER_URL (one URL or several, comma-separated) with each password as
+    ``***``: fit to print, where the password is not."""
+    shown = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+        shown.append(urlunsplit(parts))
+    return ",".join(shown)
+
+
 def main() -> int:
     url = from_env()["BROKER_URL"]
+    shown = masked(url)
     if reachable(url):
         return 0
     server = shutil.which("rabbitmq-server")
     if server is None:
         print(
-            f"RabbitMQ is not reachable at {url}.\n"
+            f"RabbitMQ is not reachable at {shown}.\n"
             "Start it, for example with `sudo systemctl start rabbitmq-server` or\n"
             "`docker run -d -p 5672:5672 rabbitmq:3`, or set BROKER_URL,\n"
             "then run `make run` again.",
             file=sys.stderr,
         )
         return 1
-    print(f"RabbitMQ is not reachable at {url}; starting the local rabbitmq-server ...")
+    print(f"RabbitMQ is not reachable at {shown}; starting the local rabbitmq-server ...")
     subprocess.run([server, "-detached"], check=False)
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:

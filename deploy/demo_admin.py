@@ -1,4 +1,6 @@
-"""Create the demo admin on first run and print its credentials."""
+"""Create the demo admin on first run and print its credentials. When the
+password file is lost, a new password is written and set on the existing
+admin, so that the printed password is always the one that works."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
+from werkzeug.security import generate_password_hash  # noqa: E402
 
 from app import auth, create_app  # noqa: E402
+from app.config import write_private  # noqa: E402
 from app.db import db  # noqa: E402
 from app.models import User  # noqa: E402
 
@@ -19,14 +23,27 @@ EMAIL = "admin@example.com"
 PASSWORD_FILE = ROOT / "instance" / "demo-admin-password"
 
 
+def ensure_demo_admin(password_file: Path = PASSWORD_FILE) -> str:
+    """The demo admin's password, after making sure the admin exists with it."""
+    fresh = not password_file.exists()
+    if fresh:
+        password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(password_file, secrets.token_urlsafe(16))
+    password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    user = db.session.scalar(select(User).where(User.email == EMAIL))
+    if user is None:
+        auth.create_user(EMAIL, password, admin=True)
+    elif fresh:
+        # The old password went with the lost file: the printed one must work.
+        user.password_hash = generate_password_hash(password)
+        db.session.commit()
+    return password
+
+
 def main() -> None:
     with create_app().app_context():
-        if not PASSWORD_FILE.exists():
-            PASSWORD_FILE.write_text(secrets.token_urlsafe(12))
-        password = PASSWORD_FILE.read_text().strip()
-        user = db.session.scalar(select(User).where(User.email == EMAIL))
-        if user is None:
-            auth.create_user(EMAIL, password, admin=True)
+        password = ensure_demo_admin()
     print(f"\n  Demo admin: {EMAIL}  password: {password}\n", flush=True)
 
 

@@ -9,7 +9,7 @@ import os
 os.environ["BROKER_URL"] = "stub://"
 os.environ.setdefault("RETRY_MIN_BACKOFF_MS", "10")
 os.environ.setdefault("RETRY_MAX_BACKOFF_MS", "50")
-os.environ.setdefault("SECRET_KEY", "test-secret")
+os.environ.setdefault("SECRET_KEY", "test-secret-" + "x" * 32)
 
 import dramatiq
 import pytest

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.db import db
 from app.jobs import state
 from app.models import Post, User
+
+PASSWORD = "a long enough password"
 
 
 def test_users_create_makes_an_admin_and_refuses_a_duplicate(app):
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["users", "create", "Ivy@Example.com", "--password", "pw", "--admin"]
+        args=["users", "create", "Ivy@Example.com", "--password", PASSWORD, "--admin"]
     )
     assert result.exit_code == 0, result.output
     with app.app_context():
         user = db.session.scalar(db.select(User))
         assert (user.email, user.is_admin) == ("ivy@example.com", True)
-        assert user.password_hash != "pw"
-    again = runner.invoke(args=["users", "create", "ivy@example.com", "--password", "pw"])
+        assert user.password_hash != PASSWORD
+    again = runner.invoke(args=["users", "create", "ivy@example.com", "--password", PASSWORD])
     assert again.exit_code != 0
     assert "already exists" in again.output
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "complaint"),
+    [
+        pytest.param("notanemail", PASSWORD, "not a valid email address", id="bad-address"),
+        pytest.param("ivy@example.com", "p", "at least 10 characters", id="one-char-password"),
+        pytest.param("ivy@example.com", "", "at least 10 characters", id="empty-password"),
+    ],
+)
+def test_users_create_refuses_a_bad_address_or_short_password(app, email, password, complaint):
+    result = app.test_cli_runner().invoke(args=["users", "create", email, "--password", password])
+    assert result.exit_code != 0
+    assert complaint in result.output
+    with app.app_context():
+        assert db.session.scalar(db.select(User)) is None
 
 
 def test_seed_posts_inserts_n_posts_for_the_user(app, user):

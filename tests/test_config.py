@@ -3,11 +3,12 @@ relative SQLite path points."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
-from app import config
+from app import config, create_app
 from app.config import ConfigError, from_env
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,8 @@ CONTRACT_DEFAULTS = {
     "JOB_RETENTION_DAYS": 30,
     "FAILED_JOB_RETENTION_DAYS": 90,
     "RELAY_INTERVAL_S": 10,
+    "API_TOKEN_TTL_DAYS": 90,
+    "METRICS_TOKEN": None,
 }
 INTEGER_SETTINGS = [name for name, value in CONTRACT_DEFAULTS.items() if type(value) is int]
 
@@ -176,3 +179,50 @@ def test_choice_settings_default_and_accept_their_values(name, default, other):
 def test_choice_settings_refuse_unknown_values(name):
     with pytest.raises(ConfigError, match=name):
         from_env({name: "bogus"})
+
+
+# --- the secret key and instance/ -------------------------------------------
+
+
+@pytest.fixture()
+def instance(tmp_path, monkeypatch):
+    directory = tmp_path / "instance"
+    monkeypatch.setattr(config, "INSTANCE", directory)
+    return directory
+
+
+def test_generated_secret_key_is_written_whole_with_mode_0600_and_kept(instance):
+    key = config.secret_key()
+
+    path = instance / "secret_key"
+    assert path.read_text() == key and len(key) >= config.MIN_SECRET_KEY_LENGTH
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert [p.name for p in instance.iterdir()] == ["secret_key"]  # no temporary file left
+    assert config.secret_key() == key
+
+
+def test_a_second_writer_never_replaces_the_first_key(instance):
+    instance.mkdir()
+    assert config.write_private(instance / "secret_key", "a" * 64)
+    assert not config.write_private(instance / "secret_key", "b" * 64)
+    assert config.secret_key() == "a" * 64
+
+
+@pytest.mark.parametrize("content", ["", "   \n", "short-key"])
+def test_an_empty_or_short_key_file_is_refused_at_start(instance, tmp_path, content):
+    instance.mkdir()
+    (instance / "secret_key").write_text(content)
+    with pytest.raises(config.ConfigError, match="delete"):
+        create_app({"SECRET_KEY": None, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
+
+
+def test_a_short_secret_key_from_the_environment_is_refused_at_start(tmp_path):
+    with pytest.raises(config.ConfigError, match="SECRET_KEY"):
+        create_app({"SECRET_KEY": "too-short", "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
+
+
+def test_the_sqlite_database_is_created_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "db" / "app.db"
+    create_app({"DATABASE_URL": f"sqlite:///{path}"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

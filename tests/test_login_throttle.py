@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from app import auth
 from app.db import db
 from app.login_throttle import FREE_FAILURES
 from app.models import LoginThrottle
@@ -50,3 +53,26 @@ def test_unknown_emails_are_throttled_like_known_ones(client):
         ).status_code
         == 429
     )
+
+
+def test_the_try_is_counted_before_the_password_is_hashed_and_no_transaction_spans_it(
+    app, client, user, monkeypatch
+):
+    seen = []
+    real_check = auth.check_password_hash
+
+    def check(hashed, password):
+        # Another connection already sees the try counted: it was committed first.
+        with db.engine.connect() as other:
+            failures = other.execute(
+                select(LoginThrottle.failures).where(LoginThrottle.email == "alice@example.com")
+            ).scalar()
+        seen.append((failures, db.session().in_transaction()))
+        return real_check(hashed, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", check)
+
+    response = client.post("/api/tokens", json=BAD)
+
+    assert response.status_code == 401, response.get_json()
+    assert seen == [(1, False)]

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import contains_eager
 
 from app.admin import PAGE_SIZE, admin
+from app.api.input import valid_cursor
 from app.db import db
 from app.jobs import control
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
@@ -33,6 +34,8 @@ def failed_emails():
 def emails():
     cursor = request.args.get("cursor") or None
     try:
+        if cursor and not valid_cursor(cursor):
+            raise BadCursor(cursor)
         query = newest_first(failed_emails(), cursor=cursor, limit=PAGE_SIZE + 1, model=Email)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest emails.")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from app import emails as email_state
 from app.admin import COUNT_CAP, KNOWN_ACTORS, PAGE_SIZE, admin
+from app.api.input import valid_cursor
 from app.db import db
 from app.jobs import control
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
@@ -108,6 +109,8 @@ def jobs():
     cursor = request.args.get("cursor") or None
     query = select(Job).where(*filters.conditions())
     try:
+        if cursor and not valid_cursor(cursor):
+            raise BadCursor(cursor)
         query = newest_first(query, cursor=cursor, limit=PAGE_SIZE + 1)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest jobs.")

@@ -1,35 +1,40 @@
-from flask import g, jsonify, send_file, url_for
+from flask import g, send_file, url_for
 
 from app.api import api
-from app.api.input import Fields, json_body
+from app.api.input import ExportRequest
+from app.api.output import Export, ExportQueued
+from app.api.spec import Raw, operation, respond
 from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
 from app.exports import service
 from app.exports.writers import MIMETYPES
-from app.models import EXPORT_FORMATS, EXPORT_KINDS, Export
+from app.models import Export as ExportRow
+
+FILE = Raw(tuple(MIMETYPES.values()), "the file, as an attachment")
 
 
 @api.post("/exports")
 @token_required
-def create_export():
-    fields = Fields(json_body())
-    kind = fields.choice("kind", EXPORT_KINDS)
-    fmt = fields.choice("format", EXPORT_FORMATS)
-    fields.check()
+@operation(
+    "Export my data",
+    body=ExportRequest,
+    responses={202: ExportQueued},
+    errors=(400, 401, 409, 413, 422, 503),
+)
+def create_export(body: ExportRequest):
     try:
-        export = service.request_export(user_id=g.user.id, kind=kind, format=fmt)
+        export = service.request_export(user_id=g.user.id, kind=body.kind, format=body.format)
     except service.ExportAlreadyRunning as running:
         raise ApiError(
-            409, f"an export of your {kind} is already in progress", job_id=running.job_id
+            409, f"an export of your {body.kind} is already in progress", job_id=running.job_id
         ) from None
-    response = jsonify(job_id=export.job_id, export_id=export.id, status=export.status)
-    response.headers["Location"] = url_for("api.get_export", export_id=export.id)
-    return response, 202
+    queued = ExportQueued(job_id=export.job_id, export_id=export.id, status=export.status)
+    return respond(queued, 202, {"Location": url_for("api.get_export", export_id=export.id)})
 
 
-def _own_export(export_id: str) -> Export:
-    export = db.session.get(Export, export_id)
+def _own_export(export_id: str) -> ExportRow:
+    export = db.session.get(ExportRow, export_id)
     if export is None or not (g.user.is_admin or export.user_id == g.user.id):
         raise ApiError(404, "no such export")
     return export
@@ -37,17 +42,19 @@ def _own_export(export_id: str) -> Export:
 
 @api.get("/exports/<export_id>")
 @token_required
+@operation("An export and its progress", responses={200: Export}, errors=(401, 404, 503))
 def get_export(export_id: str):
-    return jsonify(service.to_dict(_own_export(export_id)))
+    return respond(Export.from_row(_own_export(export_id)))
 
 
 @api.get("/exports/<export_id>/download")
 @token_required
+@operation("Download a finished export", responses={200: FILE}, errors=(401, 404, 409, 410, 503))
 def download_export(export_id: str):
     return send_export(_own_export(export_id))
 
 
-def send_export(export: Export):
+def send_export(export: ExportRow):
     """The finished file as an attachment; 409 before it exists, 410 once expired."""
     if export.status == "expired":
         raise ApiError(410, "this export has expired")

@@ -1,11 +1,26 @@
-"""Reading and checking JSON request bodies; every failure is a clear 400 or 422."""
+"""What the API accepts: request bodies, headers and query strings, declared once
+as pydantic models. ``app/api/spec.py`` validates requests against them and
+``app/openapi.py`` documents them, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime
+from typing import Annotated, Literal
+
 from email_validator import EmailNotValidError, validate_email
 from flask import request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app import text
 from app.errors import ApiError
+from app.models import EXPORT_FORMATS, EXPORT_KINDS, JOB_STATUSES
+
+MAX_SUBJECT = 998  # RFC 5322 line limit
+MAX_IDEMPOTENCY_KEY = 255
+MAX_POST = 100_000
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
 
 
 def json_body() -> dict:
@@ -22,55 +37,112 @@ def json_body() -> dict:
     return body
 
 
-class Fields:
-    """Collects field errors so that one 422 names every bad field at once."""
+def _storable(value: str) -> str:
+    if not text.storable(value):
+        raise ValueError("must not contain NUL or unpaired surrogate characters")
+    return value
 
-    def __init__(self, body: dict):
-        self.body = body
-        self.errors: dict[str, str] = {}
 
-    def text(
-        self,
-        name: str,
-        *,
-        required: bool = True,
-        max_length: int | None = None,
-        single_line: bool = False,
-        allow_empty: bool = False,
-    ) -> str | None:
-        value = self.body.get(name)
-        if value is None:
-            if required:
-                self.errors[name] = "is required"
-            return None
-        if not isinstance(value, str):
-            self.errors[name] = "must be a string"
-            return None
-        if not allow_empty and not value.strip():
-            self.errors[name] = "must not be empty"
-        elif single_line and ("\r" in value or "\n" in value):
-            self.errors[name] = "must not contain CR or LF"
-        elif max_length is not None and len(value) > max_length:
-            self.errors[name] = f"must be at most {max_length} characters"
-        return value
+def _single_line(value: str) -> str:
+    if not text.single_line(value):
+        raise ValueError("must not contain control or line-separator characters")
+    return value
 
-    def email(self, name: str) -> str | None:
-        value = self.text(name, max_length=254, single_line=True)
-        if value is None or name in self.errors:
-            return None
-        try:
-            return validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as error:
-            self.errors[name] = f"is not a valid email address: {error}"
-            return None
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
-        value = self.body.get(name)
-        if value not in choices:
-            self.errors[name] = "must be one of " + ", ".join(choices)
-            return None
-        return value
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
 
-    def check(self) -> None:
-        if self.errors:
-            raise ApiError(422, "invalid fields", self.errors)
+
+def _address(value: str) -> str:
+    # email-validator directly, not pydantic's EmailStr: that one also takes
+    # "Name <addr>", and a display name has no place in a bare recipient.
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ValueError(f"is not a valid email address: {error}") from None
+
+
+def text_field(*, max_length: int | None = None, single_line=False, not_blank=False):
+    """A string type: never NUL or a lone surrogate; optionally bounded, one line, non-blank."""
+    schema: dict = {"type": "string"}
+    metadata: list = [Field(max_length=max_length)]
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    if not_blank:
+        metadata.append(AfterValidator(_not_blank))
+        schema["minLength"] = 1
+    metadata.append(AfterValidator(_single_line if single_line else _storable))
+    schema["pattern"] = text.SINGLE_LINE_PATTERN if single_line else text.NO_NUL_PATTERN
+    return Annotated[(str, *metadata, WithJsonSchema(schema))]
+
+
+Text = text_field()
+EmailAddress = Annotated[
+    str,
+    Field(max_length=254),
+    AfterValidator(_single_line),
+    AfterValidator(_address),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
+
+
+class Body(BaseModel):
+    # Strict: a number is not a string. Unknown fields are ignored.
+    model_config = ConfigDict(strict=True)
+
+
+class TokenRequest(Body):
+    email: text_field(max_length=254, not_blank=True)
+    password: text_field(max_length=1024, not_blank=True)
+
+
+class PostRequest(Body):
+    body: text_field(max_length=MAX_POST, not_blank=True)
+
+
+class EmailRequest(Body):
+    to: EmailAddress
+    subject: text_field(max_length=MAX_SUBJECT, single_line=True, not_blank=True)
+    body: Text
+    html: Text | None = None
+
+
+class EmailHeaders(BaseModel):
+    idempotency_key: Annotated[
+        str | None,
+        Field(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY),
+        AfterValidator(lambda v: v if v is None else _single_line(_not_blank(v)).strip()),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY}),
+    ] = None
+
+
+class ExportRequest(Body):
+    kind: Literal[EXPORT_KINDS]  # type: ignore[valid-type]
+    format: Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
+
+
+def valid_cursor(value: str) -> bool:
+    """A cursor decodes to a keyset that a row could hold: the id goes into SQL,
+    where a NUL would be a driver error (on PostgreSQL) rather than no match."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        created_at, _, row_id = raw.partition("|")
+        timestamp = datetime.fromisoformat(created_at)
+    except ValueError:
+        return False
+    return timestamp.tzinfo is not None and bool(row_id) and text.single_line(row_id)
+
+
+def _cursor(value: str) -> str:
+    if not valid_cursor(value):
+        raise ValueError("is not a valid cursor")
+    return value
+
+
+class JobsQuery(BaseModel):
+    status: Literal[JOB_STATUSES] | None = None  # type: ignore[valid-type]
+    actor: text_field(max_length=64, single_line=True) | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: Annotated[str, AfterValidator(_cursor)] | None = None

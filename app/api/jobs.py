@@ -1,99 +1,55 @@
-from flask import g, jsonify, request
+from flask import g
 from sqlalchemy.orm import selectinload
 
 from app.api import api
+from app.api.input import JobsQuery
+from app.api.output import Job, JobChange, JobPage
+from app.api.spec import operation, respond
 from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
 from app.jobs import control
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
-from app.models import JOB_STATUSES, Job
-
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
-
-def _iso(value):
-    return value.isoformat() if value else None
-
-
-def job_to_dict(job: Job, *, admin: bool) -> dict:
-    history = []
-    for attempt in job.history:
-        entry = {
-            "attempt": attempt.attempt,
-            "started_at": _iso(attempt.started_at),
-            "finished_at": _iso(attempt.finished_at),
-            "outcome": attempt.outcome,
-            "error": (
-                {"type": attempt.error_type, "message": attempt.error_message}
-                if attempt.error_type or attempt.error_message
-                else None
-            ),
-        }
-        if admin:
-            entry["traceback"] = attempt.traceback
-        history.append(entry)
-    return {
-        "id": job.id,
-        "actor": job.actor,
-        "queue": job.queue,
-        "status": job.status,
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "max_retries": job.max_retries,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "next_retry_at": _iso(job.next_retry_at),
-        "error": {"type": job.error_type, "message": job.error_message} if job.error_type else None,
-        "result": job.result,
-        "history": history,
-    }
+from app.models import Job as JobRow
 
 
 @api.get("/jobs/<job_id>")
 @token_required
+@operation("A job, with every attempt", responses={200: Job}, errors=(401, 404, 503))
 def get_job(job_id: str):
-    job = db.session.get(Job, job_id)
+    job = db.session.get(JobRow, job_id)
     if job is None or not (g.user.is_admin or job.user_id == g.user.id):
         raise ApiError(404, "no such job")
-    return jsonify(job_to_dict(job, admin=g.user.is_admin))
+    return respond(Job.from_row(job, admin=g.user.is_admin))
 
 
 @api.get("/jobs")
 @token_required
-def list_jobs():
-    errors = {}
-    status = request.args.get("status") or None
-    if status is not None and status not in JOB_STATUSES:
-        errors["status"] = "must be one of " + ", ".join(JOB_STATUSES)
-    actor = request.args.get("actor") or None
-    limit = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
-        errors["limit"] = f"must be an integer from 1 to {MAX_LIMIT}"
-    if errors:
-        raise ApiError(422, "invalid query parameters", errors)
-
-    query = db.select(Job).options(selectinload(Job.history))
+@operation(
+    "Jobs, newest first: a user's own, or all for an admin",
+    query=JobsQuery,
+    responses={200: JobPage},
+    errors=(401, 422, 503),
+)
+def list_jobs(query: JobsQuery):
+    select = db.select(JobRow).options(selectinload(JobRow.history))
     if not g.user.is_admin:
-        query = query.where(Job.user_id == g.user.id)
-    if status:
-        query = query.where(Job.status == status)
-    if actor:
-        query = query.where(Job.actor == actor)
+        select = select.where(JobRow.user_id == g.user.id)
+    if query.status:
+        select = select.where(JobRow.status == query.status)
+    if query.actor:
+        select = select.where(JobRow.actor == query.actor)
     try:
-        query = newest_first(query, cursor=request.args.get("cursor"), limit=int(limit) + 1)
+        select = newest_first(select, cursor=query.cursor, limit=query.limit + 1)
     except BadCursor:
         raise ApiError(
             422, "invalid query parameters", {"cursor": "is not a valid cursor"}
         ) from None
-    jobs = db.session.scalars(query).all()
-    page = jobs[: int(limit)]
-    next_cursor = encode_cursor(page[-1]) if len(jobs) > int(limit) else None
-    return jsonify(
-        items=[job_to_dict(j, admin=g.user.is_admin) for j in page], next_cursor=next_cursor
-    )
+    jobs = db.session.scalars(select).all()
+    page = jobs[: query.limit]
+    next_cursor = encode_cursor(page[-1]) if len(jobs) > query.limit else None
+    items = [Job.from_row(job, admin=g.user.is_admin) for job in page]
+    return respond(JobPage(items=items, next_cursor=next_cursor))
 
 
 def _admin_change(job_id: str, action, allowed: str) -> None:
@@ -112,13 +68,23 @@ def _admin_change(job_id: str, action, allowed: str) -> None:
 
 @api.post("/jobs/<job_id>/retry")
 @token_required
+@operation(
+    "Retry a failed or cancelled job (admins)",
+    responses={202: JobChange},
+    errors=(401, 403, 404, 409, 503),
+)
 def retry_job(job_id: str):
     _admin_change(job_id, control.retry, "failed or cancelled")
-    return jsonify(job_id=job_id, status="queued"), 202
+    return respond(JobChange(job_id=job_id, status="queued"), 202)
 
 
 @api.post("/jobs/<job_id>/cancel")
 @token_required
+@operation(
+    "Cancel a queued, retrying or failed job (admins)",
+    responses={200: JobChange},
+    errors=(401, 403, 404, 409, 503),
+)
 def cancel_job(job_id: str):
     _admin_change(job_id, control.cancel, "queued, retrying or failed")
-    return jsonify(job_id=job_id, status="cancelled"), 200
+    return respond(JobChange(job_id=job_id, status="cancelled"))

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -242,23 +242,3 @@ def _delivery_email(export: Export):
         body=body,
         attachment=export.file_name if attach else None,
     )
-
-
-def to_dict(export: Export) -> dict:
-    job = export.job
-    if export.status in ("succeeded", "expired"):
-        progress = 100
-    else:
-        progress = job.progress if job is not None else 0
-    done = export.status == "succeeded"
-    return {
-        "id": export.id,
-        "kind": export.kind,
-        "format": export.format,
-        "status": export.status,
-        "progress": progress,
-        "rows": export.rows,
-        "bytes": export.bytes,
-        "job_id": export.job_id,
-        "download_url": url_for("api.download_export", export_id=export.id) if done else None,
-    }

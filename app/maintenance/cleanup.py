@@ -1,25 +1,36 @@
-"""Cleanup: old finished jobs (with their history), expired export files, and
-stray temporary files. Deletes in small batches, each its own transaction, so
-that a million old rows never lock the tables for long."""
+"""Cleanup: old finished jobs (with their history), expired export files, stray
+export files, expired API tokens and forgotten sign-in failures. Deletes in
+small batches, each its own transaction, so that a million old rows never lock
+the tables for long.
+
+EXPORT_DIR may be shared with anything (even ``instance/``, beside the
+database): only a file named as an export names its file, for an export that
+exists and does not own it (any more), is ever deleted there."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
+from app import login_throttle
 from app.db import db, utcnow
 from app.exports.service import PARTIAL_DIR, export_dir
-from app.models import Export, Job
+from app.models import EXPORT_FORMATS, ApiToken, Export, Job
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
 # A partial file this old belongs to no live attempt (exports time out sooner).
 STRAY_AFTER_S = 3 * 3600
+# How app/exports/service.py names a finished file: "<export id>.<format>".
+_UUID = r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+_FORMATS = "|".join(EXPORT_FORMATS)
+EXPORT_FILE = re.compile(rf"^({_UUID})\.(?:{_FORMATS})$")
 
 
 def cleanup() -> dict:
@@ -27,6 +38,8 @@ def cleanup() -> dict:
         "jobs_deleted": delete_old_jobs(),
         "exports_expired": expire_exports(),
         "files_removed": remove_stray_files(),
+        "tokens_deleted": delete_expired_tokens(),
+        "throttle_rows_pruned": login_throttle.prune(),
     }
     logger.info("cleanup: %s", summary)
     return summary
@@ -77,23 +90,60 @@ def expire_exports() -> int:
         expired += len(batch)
 
 
+def delete_expired_tokens() -> int:
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            select(ApiToken.id).where(ApiToken.expires_at < utcnow()).limit(BATCH)
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return deleted
+        db.session.execute(delete(ApiToken).where(ApiToken.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+
+
+def _disowned(names: dict[str, str]) -> set[str]:
+    """Of ``{file name: export id}``, the files whose export exists and does not own them."""
+    disowned = set()
+    by_id = {export_id: name for name, export_id in names.items()}
+    ids = list(by_id)
+    for start in range(0, len(ids), BATCH):
+        rows = db.session.execute(
+            select(Export.id, Export.status, Export.file_name).where(
+                Export.id.in_(ids[start : start + BATCH])
+            )
+        ).all()
+        for export_id, status, file_name in rows:
+            name = by_id[export_id]
+            if status != "succeeded" or file_name != name:
+                disowned.add(name)
+    db.session.rollback()
+    return disowned
+
+
 def remove_stray_files() -> int:
-    """Partial files no attempt is writing, and export files no export owns."""
+    """Partial files no attempt is writing, and export files their export disowns."""
     directory = export_dir()
     if not directory.is_dir():
         return 0
-    live = set(
-        db.session.scalars(select(Export.file_name).where(Export.status == "succeeded")).all()
-    )
     unfinished = set(
         db.session.scalars(select(Export.id).where(Export.status.in_(("queued", "running")))).all()
     )
     db.session.rollback()
     now, removed = time.time(), 0
-    for path in directory.iterdir():
-        if path.is_file() and path.name not in live and now - path.stat().st_mtime > 60:
+    named = {
+        path.name: match[1]
+        for path in directory.iterdir()
+        if (match := EXPORT_FILE.match(path.name)) and path.is_file()
+    }
+    for name in _disowned(named):
+        path = directory / name
+        if now - path.stat().st_mtime > 60:  # not one a running export renamed in just now
             path.unlink(missing_ok=True)
             removed += 1
+    # .partial is the exports' own directory: everything in it is an attempt's.
     partial = directory / PARTIAL_DIR
     for path in partial.glob("*") if partial.is_dir() else ():
         owner = path.name.split(".", 1)[0]

@@ -1,6 +1,7 @@
 from flask import g
 
-from app.api.exports import send_export
+from app.api.exports import FILE, send_export
+from app.api.spec import operation
 from app.db import db
 from app.errors import ApiError
 from app.exports import links
@@ -9,11 +10,16 @@ from app.web import web
 from app.web.session import login_required
 
 
-@web.get("/exports/download/<token>")
-def download_signed(token: str):
-    """The link in an export email: anyone holding it may download until it expires."""
+@web.get("/exports/download/<signed_token>")
+@operation(
+    "The link in an export email: anyone holding it may download until it expires",
+    responses={200: FILE},
+    errors=(404, 410, 503),
+    auth=False,
+)
+def download_signed(signed_token: str):
     try:
-        export_id = links.verify(token)
+        export_id = links.verify(signed_token)
     except links.LinkInvalid:
         raise ApiError(404, "no such download") from None
     except links.LinkExpired:

@@ -1,7 +1,8 @@
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app import emails
+from app.api.output import Email as EmailOut
+from app.api.output import Export as ExportOut
 from app.db import db
 from app.exports import service
 from app.models import EXPORT_FORMATS, Email, Export
@@ -21,10 +22,7 @@ def _my_exports():
 
 
 def _export_row(export: Export) -> dict:
-    row = service.to_dict(export)
-    row["download_url"] = (
-        url_for("web.download_export", export_id=export.id) if row["download_url"] else None
-    )
+    row = ExportOut.from_row(export, endpoint="web.download_export").model_dump(mode="json")
     row["created_at"] = export.created_at.isoformat()
     return row
 
@@ -42,7 +40,7 @@ def index():
         "web/index.html",
         formats=EXPORT_FORMATS,
         exports=[_export_row(e) for e in _my_exports()],
-        emails=[emails.to_dict(e) for e in recent_emails],
+        emails=[EmailOut.from_row(e).model_dump(mode="json") for e in recent_emails],
     )
 
 

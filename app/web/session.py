@@ -6,6 +6,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, render_template, request, session, url_for
+from sqlalchemy import update
 
 from app import auth
 from app.db import db
@@ -15,8 +16,12 @@ from app.web import web
 
 
 def current_user() -> User | None:
+    """The signed-in user, unless the session predates their last sign-out."""
     user_id = session.get("user_id")
-    return db.session.get(User, user_id) if user_id is not None else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or session.get("version") != user.session_version:
+        return None
+    return user
 
 
 def login_required(view):
@@ -56,16 +61,15 @@ def _safe_next(target: str | None) -> str:
 def login():
     error, status = None, 200
     if request.method == "POST":
+        email, password = request.form.get("email", ""), request.form.get("password", "")
         try:
-            user = auth.authenticate(
-                request.form.get("email", ""), request.form.get("password", "")
-            )
+            user = auth.authenticate(email, password)
         except TooManyFailures as wait:
             error = f"Too many failed sign-ins. Try again in {wait.retry_after_s} seconds."
             return render_template("web/login.html", error=error), 429
         if user is not None:
             session.clear()
-            session["user_id"] = user.id
+            session["user_id"], session["version"] = user.id, user.session_version
             return redirect(_safe_next(request.args.get("next")))
         error, status = "Wrong email or password.", 401
     return render_template("web/login.html", error=error), status
@@ -73,5 +77,14 @@ def login():
 
 @web.post("/logout")
 def logout():
+    """Ends this session for good: a copy of the cookie is worthless afterwards,
+    because the user's session version moves on (which signs out their other
+    browsers too)."""
+    user = current_user()
+    if user is not None:
+        db.session.execute(
+            update(User).where(User.id == user.id).values(session_version=User.session_version + 1)
+        )
+        db.session.commit()
     session.clear()
     return redirect(url_for("web.login"))

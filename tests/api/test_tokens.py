@@ -1,13 +1,15 @@
-"""POST /api/tokens: a bearer token for good credentials, JSON errors otherwise."""
+"""POST /api/tokens: a bearer token for good credentials, JSON errors otherwise;
+tokens expire, and DELETE /api/tokens/current revokes one."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from app.db import db
+from app.db import db, utcnow
 from app.models import ApiToken
 
 PASSWORD = "correct horse"  # what tests/conftest.py gives every user
@@ -126,3 +128,28 @@ def test_token_is_stored_only_as_a_hash(app, client, user):
         for value in row.values():
             assert token not in str(value)
     assert hashlib.sha256(token.encode()).hexdigest() in {row["token_hash"] for row in rows}
+
+
+def test_a_token_expires_after_api_token_ttl_days(app, client, user):
+    assert app.config["API_TOKEN_TTL_DAYS"] == 90
+    with app.app_context():
+        token = db.session.scalar(db.select(ApiToken))
+        assert token.expires_at - token.created_at == timedelta(days=90)
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+
+    assert client.get("/api/jobs", headers=user[1]).status_code == 401
+
+
+def test_delete_current_revokes_exactly_the_token_that_authenticates(client, user):
+    other = client.post(
+        "/api/tokens", json={"email": "alice@example.com", "password": "correct horse"}
+    )
+    other_headers = {"Authorization": f"Bearer {other.json['token']}"}
+
+    revoked = client.delete("/api/tokens/current", headers=user[1])
+
+    assert revoked.status_code == 204
+    assert client.get("/api/jobs", headers=user[1]).status_code == 401
+    assert client.delete("/api/tokens/current", headers=user[1]).status_code == 401
+    assert client.get("/api/jobs", headers=other_headers).status_code == 200

@@ -7,11 +7,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
+from app import login_throttle
 from app.db import db, utcnow
 from app.exports import links
 from app.jobs import state
 from app.maintenance.cleanup import cleanup
-from app.models import Email, Export, Job, JobAttempt
+from app.models import ApiToken, Email, Export, Job, JobAttempt, LoginThrottle, new_id
 
 
 def _job(status, age_days) -> str:
@@ -100,7 +103,7 @@ def test_cleanup_expires_old_export_files_and_their_links(app, user, client):
     assert client.get(f"/exports/download/{token}").status_code == 410
 
 
-def test_cleanup_removes_stray_partial_files_but_not_a_running_exports(app, user):
+def test_cleanup_removes_stray_partial_files_but_not_a_running_exports_nor_unknown_files(app, user):
     partial = Path(app.config["EXPORT_DIR"]) / ".partial"
     partial.mkdir(parents=True)
     with app.app_context():
@@ -110,11 +113,59 @@ def test_cleanup_removes_stray_partial_files_but_not_a_running_exports(app, user
         running_file = f"{running.id}.abc.csv"
         (partial / running_file).write_text("half")
         (partial / "deadbeef-dead.abc.csv").write_text("left by a killed worker")
-        stray = Path(app.config["EXPORT_DIR"]) / "orphan.csv"
-        stray.write_text("no export owns me")
+        unknown = Path(app.config["EXPORT_DIR"]) / "orphan.csv"
+        unknown.write_text("no export's name: not cleanup's to delete")
         an_hour_ago = time.time() - 3600
-        os.utime(stray, (an_hour_ago, an_hour_ago))
+        os.utime(unknown, (an_hour_ago, an_hour_ago))
 
-        assert cleanup()["files_removed"] == 2
+        assert cleanup()["files_removed"] == 1
     assert [p.name for p in partial.iterdir()] == [running_file]
-    assert not stray.exists()
+    assert unknown.exists()
+
+
+def test_cleanup_in_a_shared_export_dir_deletes_only_files_of_exports_it_knows(app, user):
+    # Given EXPORT_DIR shared with other files (as EXPORT_DIR=instance would be)
+    shared = Path(app.config["EXPORT_DIR"])
+    shared.mkdir(parents=True)
+    database = shared / "app.db"
+    database.write_text("precious")
+    stranger = shared / f"{new_id()}.csv"  # named like an export, but no export has that id
+    stranger.write_text("someone else's")
+    with app.app_context():
+        failed = Export(user_id=user[0], kind="posts", format="csv", status="failed")
+        db.session.add(failed)
+        db.session.commit()
+        leftover = shared / f"{failed.id}.csv"
+        leftover.write_text("a failed export's file")
+    an_hour_ago = time.time() - 3600
+    for path in (database, stranger, leftover):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+    # When cleanup runs
+    with app.app_context():
+        removed = cleanup()["files_removed"]
+
+    # Then only the failed export's file is gone
+    assert removed == 1
+    assert not leftover.exists()
+    assert database.read_text() == "precious"
+    assert stranger.exists()
+
+
+def test_cleanup_prunes_forgotten_sign_in_failures_and_expired_tokens(app, user, client):
+    # Given an old throttle row, a fresh one, and an expired token
+    with app.app_context():
+        long_ago = utcnow() - login_throttle.WINDOW - timedelta(minutes=1)
+        db.session.add(LoginThrottle(email="old@example.com", failures=3, last_failure_at=long_ago))
+        db.session.add(LoginThrottle(email="new@example.com", failures=3, last_failure_at=utcnow()))
+        db.session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+        summary = cleanup()
+
+        assert summary["throttle_rows_pruned"] == 1
+        assert summary["tokens_deleted"] == 1
+        assert [row.email for row in db.session.scalars(db.select(LoginThrottle))] == [
+            "new@example.com"
+        ]
+    assert client.get("/api/jobs", headers=user[1]).status_code == 401

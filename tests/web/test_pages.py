@@ -105,3 +105,35 @@ def test_logout_ends_the_session(client, user):
     sign_in(client)
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     assert client.get("/").status_code == 302
+
+
+def test_a_copy_of_the_session_cookie_is_worthless_after_sign_out(app, user):
+    # Given a signed-in browser, and a copy of its session cookie
+    browser = app.test_client()
+    sign_in(browser)
+    stolen = browser.get_cookie("session").value
+    assert browser.get("/").status_code == 200
+
+    # When the user signs out
+    browser.post("/logout", data={"csrf_token": csrf_token(browser, "/")})
+
+    # Then the copied cookie no longer opens the pages
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/").status_code == 302
+
+
+def test_html_errors_are_pages_in_the_sites_style(app, client, user):
+    assert client.get("/no-such-page").status_code == 404
+    sign_in(client)
+    pages = {
+        404: client.get("/no-such-page"),
+        403: client.get("/admin/jobs"),
+        400: client.post("/exports", data={"format": "csv"}),  # no CSRF token
+    }
+    for status, response in pages.items():
+        html = response.get_data(as_text=True)
+        assert response.status_code == status
+        assert response.mimetype == "text/html"
+        assert '<span class="brand">jobsapp</span>' in html  # the site's own layout
+        assert f'<p class="muted mono">{status}</p>' in html

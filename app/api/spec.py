@@ -1,0 +1,130 @@
+"""One declaration per operation: ``@operation`` names the request and response
+models of a view, validates the request against them (handing the view parsed
+models), and leaves the declaration on the view for ``app/openapi.py``.
+
+A validation failure is the contract's 422 ``{error, fields}``, one entry per
+bad field, every bad field at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import wraps
+
+from flask import jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from app.api.input import json_body
+from app.errors import ApiError
+
+ERROR_TEXT = {
+    400: "malformed JSON or wrong content type",
+    401: "missing, bad, expired or revoked token",
+    403: "not an admin",
+    404: "not found, or not yours",
+    409: "conflicts with the current state",
+    410: "expired or cleaned up",
+    413: "body over 1 MiB",
+    422: "invalid fields",
+    429: "too many failed sign-ins",
+    503: "the database or another service is unreachable",
+}
+# Plain words for pydantic's commonest complaints; its own message otherwise.
+_MESSAGES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+}
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A response that is not JSON: its media types and what it is."""
+
+    media_types: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: dict[int, type[BaseModel] | Raw | None]
+    errors: tuple[int, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    headers: type[BaseModel] | None = None
+    auth: bool = True
+    path_descriptions: dict[str, str] = field(default_factory=dict)
+
+
+def operation(summary: str, *, responses: dict, errors: tuple[int, ...] = (), **options):
+    """Declare a view's request and response models (see ``Operation``).
+
+    The view receives ``body``, ``query`` and ``headers`` keyword arguments for
+    those declared. Put it innermost, under ``token_required``: a request
+    without a valid token is a 401 before its body is read."""
+    spec = Operation(summary=summary, responses=responses, errors=errors, **options)
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            kwargs.update(parse(spec))
+            return view(*args, **kwargs)
+
+        wrapper.openapi = spec
+        return wrapper
+
+    return decorate
+
+
+def parse(spec: Operation) -> dict:
+    parts = {
+        "body": (spec.body, json_body if spec.body else None),
+        "query": (spec.query, lambda: _query(spec.query)),
+        "headers": (spec.headers, lambda: _headers(spec.headers)),
+    }
+    parsed, problems = {}, {}
+    for name, (model, read) in parts.items():
+        if model is None:
+            continue
+        try:
+            parsed[name] = model.model_validate(read())
+        except ValidationError as error:
+            problems.update(fields(error))
+    if problems:
+        only_query = spec.query is not None and spec.body is None
+        raise ApiError(
+            422, "invalid query parameters" if only_query else "invalid fields", problems
+        )
+    return parsed
+
+
+def fields(error: ValidationError) -> dict[str, str]:
+    """``{field: what is wrong}`` from pydantic's errors, first complaint per field."""
+    found: dict[str, str] = {}
+    for problem in error.errors(include_url=False, include_input=False):
+        name = str(problem["loc"][0]) if problem["loc"] else "body"
+        message = _MESSAGES.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+        found.setdefault(name, message)
+    return found
+
+
+def _query(model: type[BaseModel]) -> dict:
+    # An empty value of an optional filter means "not given", as in ``?status=&actor=``.
+    optional = {name for name, info in model.model_fields.items() if info.default is None}
+    return {
+        name: value for name, value in request.args.items() if value != "" or name not in optional
+    }
+
+
+def _headers(model: type[BaseModel]) -> dict:
+    names = [info.alias or name for name, info in model.model_fields.items()]
+    return {name: request.headers[name] for name in names if name in request.headers}
+
+
+def respond(model: BaseModel, status: int = 200, headers: dict | None = None):
+    """A response model as JSON; fields a view left unset (admin-only ones) stay out."""
+    response = jsonify(model.model_dump(mode="json", exclude_unset=True))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response

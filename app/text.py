@@ -1,0 +1,37 @@
+"""What text the application accepts from outside, in one place.
+
+Every text value may hold anything except a NUL (PostgreSQL cannot store one)
+and a lone surrogate (no encoding can write one). A value that goes into an
+email header or names a row (``to``, ``subject``, ids, query values) also refuses
+every control and line-separator character: Python's ``str.splitlines`` (and
+so the ``email`` package when it folds a header) breaks lines on \\x0b, \\x0c,
+\\x1c-\\x1e, \\x85, \\u2028 and \\u2029 as well as on CR and LF.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls, DEL, C1 controls (\x85 among them) and the two Unicode line/paragraph separators.
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same set as a JSON-schema pattern, for the OpenAPI document.
+SINGLE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+# A Python string holds a surrogate only unpaired (JSON's "\\ud800" decodes to one).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(value: str) -> bool:
+    return _SURROGATE.search(value) is not None
+
+
+def storable(value: str) -> bool:
+    """No NUL and no lone surrogate: safe to store and to encode."""
+    return "\x00" not in value and not has_lone_surrogate(value)
+
+
+def single_line(value: str) -> bool:
+    """Storable, and without any character that could start a new header line."""
+    return storable(value) and _LINE_BREAKING.search(value) is None
