@@ -63,7 +63,7 @@ def procfile(postgres, vhost, tmp_path):
         "MAIL_PORT": str(free_port()),
         "MAILSINK_DIR": str(tmp_path / "mail"),
         "EXPORT_DIR": str(tmp_path / "exports"),
-        "SECRET_KEY": "procfile-test",
+        "SECRET_KEY": "procfile-test-" + "k" * 32,
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "dramatiq_prom_host": "127.0.0.1",
         "dramatiq_prom_port": str(free_port()),
