@@ -35,6 +35,9 @@ _INTS = {
     "JOB_LEASE_S": 60,
     # Seconds an SMTP connection may wait for the server before the attempt fails.
     "MAIL_TIMEOUT": 30,
+    # Seconds a worker thread keeps its SMTP connection open for the next email
+    # (0: a new connection for every email).
+    "MAIL_KEEPALIVE_S": 30,
     # Quorum queues only: deliveries of one message that may end with its consumer
     # gone (a worker that crashed or was killed) before it is dead-lettered.
     "BROKER_DELIVERY_LIMIT": 5,

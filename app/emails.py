@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import email_message, smtp
 from app.db import db, utcnow
-from app.jobs import durable, outbox, state
+from app.jobs import outbox, state
 from app.jobs.errors import PermanentError
 from app.models import Email, new_id
 
@@ -166,22 +166,26 @@ def deliver(email_id: str) -> None:
         if not path.is_file():
             raise AttachmentMissing(f"{email.attachment} no longer exists")
     message = email_message.build(email, path)
-    # Committed before talking to the SMTP server: no transaction stays open over
-    # the network. Once the server has accepted, the email is recorded as sent
-    # even through a database outage (``durable``): the one window for a second
-    # copy is a worker dying between the two (see docs/reliability.md).
-    durable.write(_count_attempt, email_id)
+    # The attempt was counted when it was claimed, and ``sent_at`` is written
+    # with the job's success (``mark_sent``, in the same commit): no write of
+    # its own, and no transaction open while the SMTP server is talking.
+    db.session.rollback()
     smtp.send(message)
-    durable.write(_mark_sent, email_id)
 
 
-def _count_attempt(email_id: str) -> None:
+def count_attempt(job_id: str) -> None:
+    """``send_email``'s ``claimed`` hook (app/jobs/kinds.py)."""
     db.session.execute(
-        update(Email).where(Email.id == email_id).values(attempts=Email.attempts + 1)
+        update(Email).where(Email.job_id == job_id).values(attempts=Email.attempts + 1)
     )
 
 
-def _mark_sent(email_id: str) -> None:
+def mark_sent(job_id: str) -> None:
+    """``send_email``'s ``succeeded`` hook: the SMTP server accepted the email.
+    The one window for a second copy is a worker dying between that and this
+    commit (see docs/reliability.md)."""
     db.session.execute(
-        update(Email).where(Email.id == email_id, Email.sent_at.is_(None)).values(sent_at=utcnow())
+        update(Email)
+        .where(Email.job_id == job_id, Email.sent_at.is_(None))
+        .values(sent_at=utcnow())
     )

@@ -11,6 +11,8 @@ attempt, retried later.
 from __future__ import annotations
 
 import smtplib
+import threading
+import time
 
 from flask import current_app
 from flask_mail import Connection, Message
@@ -52,23 +54,90 @@ class TimedConnection(Connection):
         return host
 
 
+class _Kept(threading.local):
+    """This thread's open connection, and when it was last used."""
+
+    connection: TimedConnection | None = None
+    last_used: float = 0.0
+
+
+_kept = _Kept()
+# A kept connection idle longer than this is checked with NOOP before use.
+CHECK_AFTER_IDLE_S = 1.0
+
+
 def send(message: Message) -> None:
     """Send one message, raising RecipientRefused or MessageRefused for a
     refusal no retry can change and SMTPTemporaryError for one it may.
-    Connection errors and timeouts propagate as they are, and are retried."""
-    try:
-        with TimedConnection(current_app.extensions["mail"]) as connection:
+    Connection errors and timeouts propagate as they are, and are retried.
+
+    Each worker thread keeps its connection open for its next message, for up
+    to ``MAIL_KEEPALIVE_S`` idle seconds (0: a connection per message): opening
+    one costs more than sending a small email. After any error the connection
+    is dropped, so a retry starts on a fresh one."""
+    mail = current_app.extensions["mail"]
+    if mail.suppress:  # MAIL_SUPPRESS_SEND: Flask-Mail records instead of sending
+        with TimedConnection(mail) as connection:
             connection.send(message)
+        return
+    connection = _connection()
+    try:
+        connection.send(message)
     except smtplib.SMTPRecipientsRefused as error:
+        _drop()
         codes = [code for code, _ in error.recipients.values()]
         if codes and all(_permanent(code) for code in codes):
             raise RecipientRefused(_describe(error.recipients)) from error
         raise SMTPTemporaryError(_describe(error.recipients)) from error
     except smtplib.SMTPResponseException as error:
+        _drop()
         reply = f"{error.smtp_code} {_text(error.smtp_error)}"
         if _permanent(error.smtp_code):
             raise MessageRefused(reply) from error
         raise SMTPTemporaryError(reply) from error
+    except BaseException:
+        _drop()
+        raise
+    if current_app.config["MAIL_KEEPALIVE_S"] > 0:
+        _kept.last_used = time.monotonic()
+    else:
+        _drop()
+
+
+def _connection() -> TimedConnection:
+    """The thread's kept connection if it is still good, else a new one."""
+    connection, idle = _kept.connection, time.monotonic() - _kept.last_used
+    if connection is not None:
+        if idle > current_app.config["MAIL_KEEPALIVE_S"]:
+            _drop()
+        elif idle > CHECK_AFTER_IDLE_S and not _alive(connection):
+            _drop(quit=False)
+        else:
+            return connection
+    connection = TimedConnection(current_app.extensions["mail"])
+    connection.host = connection.configure_host()
+    _kept.connection = connection
+    return connection
+
+
+def _alive(connection: TimedConnection) -> bool:
+    try:
+        return connection.host.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def _drop(*, quit: bool = True) -> None:
+    connection, _kept.connection = _kept.connection, None
+    if connection is None or connection.host is None:
+        return
+    try:
+        if quit:
+            connection.host.quit()
+        else:
+            connection.host.close()
+    except (smtplib.SMTPException, OSError):
+        connection.host.close()
 
 
 def _permanent(code: int) -> bool:

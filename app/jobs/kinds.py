@@ -23,8 +23,12 @@ class JobKind:
     # (periodic work: the next tick is the retry).
     max_retries_setting: str | None
     time_limit_ms: int
-    # "module:function" taking the job id, run inside the transaction that fails
-    # or cancels the job (``given_up``), or that queues it again (``requeued``).
+    # "module:function" taking the job id, run inside the transaction that claims
+    # an attempt (``claimed``), records its success (``succeeded``), fails or
+    # cancels the job for good (``given_up``), or queues it again (``requeued``):
+    # what else changes with the job changes in the same commit.
+    claimed: str | None = None
+    succeeded: str | None = None
     given_up: str | None = None
     requeued: str | None = None
 
@@ -40,7 +44,14 @@ HOUR_MS = 60 * 60 * 1000
 KINDS = {
     kind.actor: kind
     for kind in (
-        JobKind("send_email", "emails", "EMAIL_MAX_RETRIES", 10 * 60 * 1000),
+        JobKind(
+            "send_email",
+            "emails",
+            "EMAIL_MAX_RETRIES",
+            10 * 60 * 1000,
+            claimed="app.emails:count_attempt",
+            succeeded="app.emails:mark_sent",
+        ),
         # A million rows take well under two hours; Dramatiq's default 10 minutes would cut them.
         JobKind(
             "run_export",
@@ -66,7 +77,8 @@ def actor_options(actor: str) -> dict:
 
 
 def run_hook(actor: str, hook: str, job_id: str) -> None:
-    """Run the kind's ``given_up`` or ``requeued`` hook, if it has one."""
+    """Run the kind's ``claimed``, ``succeeded``, ``given_up`` or ``requeued``
+    hook, if it has one."""
     kind = KINDS.get(actor)
     target = getattr(kind, hook) if kind else None
     if target:

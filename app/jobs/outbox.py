@@ -1,14 +1,13 @@
 """Enqueue through the database (the transactional outbox).
 
-A job is published only after its row is committed, and its row records when the
-broker confirmed the message (``published_at``). If publishing fails, the row stays
+A job is published only after its row is committed, and its row records that it
+was handed to the broker (``published_at``). If publishing fails, the row stays
 ``queued`` with no ``published_at`` and ``relay`` publishes it later, so no job is
 lost between the database and the broker.
 
-A job may be published twice (a crash between the broker's confirm and the
-``published_at`` write, or two relays at once); that is harmless, because a
-worker runs a message only when ``state.start_attempt`` moves its job from
-``queued`` or ``retrying`` to ``running``, which happens once.
+A job may be published twice (a relay racing a slow request, two relays at once,
+a rescue); that is harmless, because a worker runs a message only when
+``state.start_attempt`` claims its job, which one copy does.
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
-from app.db import db
+from app.db import db, utcnow
 from app.jobs import state
 from app.models import Job
 
@@ -48,20 +48,38 @@ def message_for(job: Job) -> dramatiq.Message:
 
 
 def commit_and_publish(*jobs: Job) -> None:
-    """Commit the current transaction, then publish its new jobs. The messages
-    are built first, so publishing touches no database transaction."""
+    """Commit the current transaction, then publish its new jobs.
+
+    ``published_at`` is written with the job, in the same commit, and cleared
+    again if publishing fails, so that a request costs one commit, not two.
+    Should the process die between that commit and the publish, the job looks
+    published but its message never was: the rescue (app/jobs/rescue.py) finds
+    it like any message lost later, after a grace window instead of a relay
+    interval. The messages are built first, so publishing touches no database
+    transaction."""
+    now = utcnow()
+    for job in jobs:
+        job.published_at = now
     messages = [message_for(job) for job in jobs]
     db.session.commit()
     for message in messages:
-        publish(message)
+        if not _enqueue(message):
+            _unpublished(message.message_id, now)
 
 
 def publish(message: dramatiq.Message) -> bool:
     """Hand a committed job's message to the broker; True once the broker has
-    confirmed it.
+    confirmed it, and its ``published_at`` is set.
 
     Never raises for a broker fault: the row is safe in the database and the
     relay will publish it when the broker is back."""
+    if not _enqueue(message):
+        return False
+    state.mark_published(message.message_id)
+    return True
+
+
+def _enqueue(message: dramatiq.Message) -> bool:
     broker = get_broker()
     try:
         broker.declare_queue(message.queue_name)
@@ -71,8 +89,21 @@ def publish(message: dramatiq.Message) -> bool:
             "job %s not published; the relay will retry", message.message_id, exc_info=True
         )
         return False
-    state.mark_published(message.message_id)
     return True
+
+
+def _unpublished(job_id: str, published_at) -> None:
+    """The publish failed: leave the job to the relay."""
+    try:
+        db.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.published_at == published_at)
+            .values(published_at=None)
+        )
+        db.session.commit()
+    except DBAPIError:
+        db.session.rollback()
+        logger.warning("job %s is marked published but is not; the rescue will find it", job_id)
 
 
 def relay(*, limit: int = RELAY_BATCH) -> int:

@@ -159,6 +159,7 @@ def start_attempt(job_id: str, *, series: int, worker_id: str, token: str) -> Cl
         error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
         fail_attempt(claim, error, retry_at=None)
         return None
+    kinds.run_hook(claim.actor, "claimed", job_id)
     _log(claim, "started")
     return claim
 
@@ -174,9 +175,7 @@ def _claimed_before(job_id: str, token: str) -> Claim | None:
     if row is not None:
         return Claim(job_id, row.actor, row.attempts, token, row.retries, row.max_retries,
                      row.published_at)
-    found = db.session.execute(select(Job.id).where(Job.id == job_id)).scalar()
-    db.session.rollback()
-    if found is None:
+    if db.session.execute(select(Job.id).where(Job.id == job_id)).scalar() is None:
         raise JobNotFound(job_id)
     return None
 
@@ -200,6 +199,9 @@ def succeed(claim: Claim, result=None) -> None:
             error_message=None,
         )
     ).rowcount
+    # What the attempt did is true even if it lost the job meanwhile (an email
+    # that went out was sent): the kind's hook runs either way.
+    kinds.run_hook(claim.actor, "succeeded", claim.job_id)
     _log(claim, "succeeded" if changed else "succeeded, but its lease was taken over")
 
 

@@ -20,6 +20,12 @@ class Recorder:
         self.reply: str | None = None  # e.g. "451 try later": refuse the message
         self.rcpt_reply: str | None = None  # e.g. "550 no such user": refuse the recipient
         self.delay_s = 0.0  # seconds to wait before answering DATA: a slow server
+        self.sessions = 0  # greetings (EHLO/HELO) received: one per connection
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply is not None:
