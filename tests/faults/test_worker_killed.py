@@ -7,6 +7,7 @@ the job over, exactly once."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,38 +16,53 @@ from app.db import db
 from app.maintenance.cleanup import remove_stray_files
 from app.seed import seed_posts
 from tests.support.audit import audit
-from tests.support.jobs import all_in, job, send_emails
+from tests.support.jobs import all_in, email_attempts, job, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 
-def _sent_recorded(app, email_id):
-    from app.models import Email
-
-    with app.app_context():
-        return db.session.get(Email, email_id).sent_at is not None
-
-
-def test_worker_killed_after_sending_is_taken_over_after_its_lease_and_sends_nothing_again(
+def test_worker_killed_while_the_smtp_server_decides_is_taken_over_and_sends_once(
     live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers
 ):
-    # Given a worker held still after recording an email as sent, before its job succeeds
-    paused = start_worker("tests.support.pause_after_send", **proxies.env)
+    # Given a worker whose email the SMTP server takes 5 s to accept
+    smtp_server.recorder.delay_s = 5
+    first = start_worker(**{**proxies.env, "MAIL_TIMEOUT": "30"})
     [sent] = send_emails(live_app, headers, 1)
-    wait_until(lambda: _sent_recorded(live_app, sent["email_id"]), message="recorded as sent")
+    wait_until(lambda: email_attempts(live_app, sent["email_id"]) == 1, message="sending")
 
-    # When it is SIGKILLed, and another worker and a scheduler run
-    paused.kill()
+    # When it is SIGKILLed before the server said 250, and another worker and a
+    # scheduler run (the server answers at once from now on)
+    first.kill()
+    smtp_server.recorder.delay_s = 0
     start_worker(**proxies.env)
     start_scheduler(**proxies.env)
 
-    # Then the job is taken over once its lease expired, and nothing is sent twice
+    # Then the job is taken over once its lease expired, and the email sent once
     wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=40)
     assert [a.outcome for a in job(live_app, sent["job_id"]).history] == [
         "interrupted",
         "succeeded",
     ]
+    assert audit(live_app, smtp_server)["delivered"] == 1
+
+
+def test_worker_killed_after_its_success_was_committed_sends_nothing_again(
+    live_app, rabbit_broker, start_worker, smtp_server, proxies, headers
+):
+    # Given a worker held still after the job's success is committed, before the ack
+    paused = start_worker("tests.support.pause_after_success", **proxies.env)
+    [sent] = send_emails(live_app, headers, 1)
+    wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), message="succeeded")
+
+    # When it is SIGKILLed, RabbitMQ hands the unacked message to another worker
+    paused.kill()
+    start_worker(**proxies.env)
+    wait_until(lambda: rabbit_broker.get_queue_message_counts("emails")[0] == 0, timeout=20)
+    time.sleep(2)  # room for the copy to run, were it going to
+
+    # Then the copy found the job finished: one attempt, sent once
+    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == ["succeeded"]
     assert audit(live_app, smtp_server)["delivered"] == 1
 
 

@@ -38,6 +38,8 @@ class Recorder:
             await asyncio.sleep(self.delay_s)
         if self.reply is not None:
             return self.reply
+        if server.transport is None or server.transport.is_closing():
+            return "421 the client went away"  # no 250 was sent: not accepted
         with self.arrived:
             self.messages.append(
                 email.message_from_bytes(envelope.original_content or envelope.content)
