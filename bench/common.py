@@ -73,10 +73,14 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def check(self) -> None:
+        """Raise, with the end of its log, if the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+
     def wait_log(self, text: str, *, count: int = 1, timeout: float = 60) -> None:
         def seen():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+            self.check()
             return self.log().count(text) >= count
 
         wait_for(seen, timeout=timeout, interval=0.1, what=f"{self.name}: {text!r} x{count}")
