@@ -5,6 +5,7 @@ the tree holds when it runs."""
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime
 
@@ -30,8 +31,12 @@ def database_app(database: PostgresDatabase, **config) -> Flask:
     from flask_migrate import upgrade
 
     app = create_app({"DATABASE_URL": database.url(), "SECRET_KEY": SECRET_KEY, **config})
-    with app.app_context():
-        upgrade()
+    logging.disable(logging.INFO)  # Alembic's line per revision
+    try:
+        with app.app_context():
+            upgrade()
+    finally:
+        logging.disable(logging.NOTSET)
     return app
 
 
