@@ -1,5 +1,6 @@
 # make run   set everything up on a fresh machine and start web, worker and mail sink
 # make test  set up and run lint and the whole test suite
+# make bench run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FLASK_APP := app
 
-.PHONY: run test lint setup clean chromium tools
+.PHONY: run test lint setup clean chromium tools bench
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -48,6 +49,14 @@ tools:
 
 test: lint chromium tools
 	$(PY) -m pytest
+
+# Each script measures its baseline in the same run and prints both, the ratio and the
+# settings (docs/benchmarks.md). All run even if one fails; then make fails.
+BENCHES := e2e noop enqueue email_rate export admin
+bench: $(STAMP)
+	@failed=; for name in $(BENCHES); do echo "== bench/$$name.py"; \
+		$(PY) bench/$$name.py || failed="$$failed $$name"; echo; done; \
+		[ -z "$$failed" ] || { echo "failed:$$failed"; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

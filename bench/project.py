@@ -1,0 +1,90 @@
+"""The project's side of a benchmark: a PostgreSQL database of its own with the
+schema, an API token, the environment its processes run with, and what its
+job rows say. Uses only the app's public functions, so it measures whatever
+the tree holds when it runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+
+os.environ.setdefault("BROKER_URL", "stub://")  # the benchmark process publishes explicitly
+
+import dramatiq
+from flask import Flask
+from sqlalchemy import func, select
+
+import broker as broker_module
+from app import auth, create_app
+from app.db import db
+from app.models import Job
+from tests.support.services import PostgresDatabase, RabbitVhost
+
+SECRET_KEY = "bench-secret-" + "k" * 40
+
+__all__ = ["PostgresDatabase", "RabbitVhost"]
+
+
+def database_app(database: PostgresDatabase, **config) -> Flask:
+    """The app on ``database``, its schema migrated to the latest revision."""
+    from flask_migrate import upgrade
+
+    app = create_app({"DATABASE_URL": database.url(), "SECRET_KEY": SECRET_KEY, **config})
+    logging.disable(logging.INFO)  # Alembic's line per revision
+    try:
+        with app.app_context():
+            upgrade()
+    finally:
+        logging.disable(logging.NOTSET)
+    return app
+
+
+def env(database: PostgresDatabase, vhost: RabbitVhost, smtp_port: int) -> dict:
+    """The environment of the project's web and worker processes."""
+    return {
+        "DATABASE_URL": database.url(),
+        "BROKER_URL": vhost.url(),
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_port),
+        "SECRET_KEY": SECRET_KEY,
+    }
+
+
+def user_and_token(app: Flask, email: str = "bench@example.com") -> tuple[int, str]:
+    with app.app_context():
+        user = auth.create_user(email, "bench-password-123")
+        return user.id, auth.issue_token(user)
+
+
+def use_broker(url: str) -> dramatiq.Broker:
+    """Publish from this process to the project's vhost, as the web does."""
+    publisher = broker_module.build_broker(url)
+    dramatiq.set_broker(publisher)
+    return publisher
+
+
+def status_counts(app: Flask, actor: str | None = None) -> dict[str, int]:
+    with app.app_context():
+        query = select(Job.status, func.count()).group_by(Job.status)
+        if actor:
+            query = query.where(Job.actor == actor)
+        counts = dict(db.session.execute(query).all())
+        db.session.rollback()
+        return counts
+
+
+def span(app: Flask, actor: str) -> tuple[datetime, datetime]:
+    """When the first of ``actor``'s jobs started and the last finished."""
+    with app.app_context():
+        first, last = db.session.execute(
+            select(func.min(Job.started_at), func.max(Job.finished_at)).where(Job.actor == actor)
+        ).one()
+        db.session.rollback()
+        return first, last
+
+
+def dispose(app: Flask) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
