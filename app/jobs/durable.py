@@ -55,8 +55,14 @@ def write(change: Callable[..., T], *args, **kwargs) -> T:
     app = current_app._get_current_object()
     writer = app.extensions.get("job_state_writer")
     if writer is None:
-        writer = app.extensions.setdefault("job_state_writer", _Writer(app))
+        with _starting:
+            writer = app.extensions.get("job_state_writer")
+            if writer is None:
+                writer = app.extensions["job_state_writer"] = _Writer(app)
     return writer.submit(change, args, kwargs)
+
+
+_starting = threading.Lock()
 
 
 def transient(error: DBAPIError) -> bool:
