@@ -155,7 +155,7 @@ def main(argv: list[str]) -> None:
           f"{THREADS} threads, one SMTP sink for both", flush=True)
     sink = common.SmtpSink().start()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        log_dir = Path(tmp)
+        log_dir = profile_dir or Path(tmp)  # when profiling, keep every log beside the profiles
         try:
             toy = None if profile_dir else run_toy(n, clients, sink, log_dir)
             ours = run_project(n, clients, sink, log_dir, profile_dir)

@@ -9,9 +9,11 @@ threads idling between messages do not drown the answer.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 from bench.common import BIN, Process
@@ -31,7 +33,9 @@ def stop(process: Process) -> None:
     """py-spy writes its file when interrupted."""
     if process.process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
-    process.stop(timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.process.wait(timeout=60)
+    process.stop()
 
 
 _LINE = re.compile(r":\d+\)$")
