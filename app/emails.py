@@ -173,19 +173,21 @@ def deliver(email_id: str) -> None:
     smtp.send(message)
 
 
-def count_attempt(job_id: str) -> None:
+def count_attempt(job_ids: list[str]) -> None:
     """``send_email``'s ``claimed`` hook (app/jobs/kinds.py)."""
     db.session.execute(
-        update(Email).where(Email.job_id == job_id).values(attempts=Email.attempts + 1)
+        update(Email).where(Email.job_id.in_(job_ids)).values(attempts=Email.attempts + 1),
+        execution_options={"synchronize_session": False},
     )
 
 
-def mark_sent(job_id: str) -> None:
+def mark_sent(job_ids: list[str]) -> None:
     """``send_email``'s ``succeeded`` hook: the SMTP server accepted the email.
     The one window for a second copy is a worker dying between that and this
     commit (see docs/reliability.md)."""
     db.session.execute(
         update(Email)
-        .where(Email.job_id == job_id, Email.sent_at.is_(None))
-        .values(sent_at=utcnow())
+        .where(Email.job_id.in_(job_ids), Email.sent_at.is_(None))
+        .values(sent_at=utcnow()),
+        execution_options={"synchronize_session": False},
     )

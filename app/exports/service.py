@@ -80,22 +80,22 @@ def _unfinished(user_id: int, kind: str) -> Export | None:
     )
 
 
-def mark_failed(job_id: str) -> None:
+def mark_failed(job_ids: list[str]) -> None:
     """The export's job failed for good or was cancelled (``kinds``' given_up hook)."""
     db.session.execute(
         update(Export)
-        .where(Export.job_id == job_id, Export.status.in_(("queued", "running")))
+        .where(Export.job_id.in_(job_ids), Export.status.in_(("queued", "running")))
         .values(status="failed", finished_at=utcnow())
     )
 
 
-def mark_queued(job_id: str) -> None:
+def mark_queued(job_ids: list[str]) -> None:
     """The export's job was retried by hand (``kinds``' requeued hook). Raises
     IntegrityError when the user has started another export of the same kind
     meanwhile: the unique index allows one unfinished export."""
     db.session.execute(
         update(Export)
-        .where(Export.job_id == job_id, Export.status == "failed")
+        .where(Export.job_id.in_(job_ids), Export.status == "failed")
         .values(status="queued", finished_at=None)
     )
 

@@ -66,10 +66,15 @@ _starting = threading.Lock()
 
 
 def transient(error: DBAPIError) -> bool:
-    """A lost or refused connection, or SQLite's lock held past the busy timeout."""
-    return (
-        isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
-    )
+    """A lost or refused connection, or SQLite's lock held past the busy timeout.
+    (SQLite also calls a syntax error or a missing table an OperationalError.)"""
+    if error.connection_invalidated or isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if type(error.orig).__module__ == "sqlite3":
+        return any(word in str(error.orig) for word in ("locked", "busy"))
+    return True
 
 
 class _Pending:
@@ -128,8 +133,7 @@ class _Writer:
         delay, failures = FIRST_DELAY_S, 0
         while True:
             try:
-                for pending in batch:
-                    pending.result = pending.run()
+                _run_all(batch)
                 db.session.commit()
                 if failures:
                     logger.warning("database reachable again; %d state write(s) done", len(batch))
@@ -156,6 +160,32 @@ class _Writer:
                     raise _NotTransient() from error
                 batch[0].error = error
                 return
+
+
+def _run_all(batch: list[_Pending]) -> None:
+    """Run the batch's changes. Calls of a change that has a ``many`` form
+    (``state.start_attempt``, ``state.succeed``) run as one call of it, in a few
+    statements for all of them; ``many`` returns one result per call, an
+    exception standing for an error that call alone raised. Grouping may reorder
+    writes of different threads; each is a conditional UPDATE on its own job, and
+    a thread's next write waits for its last, so no two depend on their order."""
+    for pending in batch:
+        pending.result = pending.error = None
+    groups: dict[Callable, list[_Pending]] = {}
+    for pending in batch:
+        groups.setdefault(pending.change, []).append(pending)
+    for change, group in groups.items():
+        many = getattr(change, "many", None)
+        if many is None or len(group) == 1:
+            for pending in group:
+                pending.result = pending.run()
+            continue
+        outcomes = many([(pending.args, pending.kwargs) for pending in group])
+        for pending, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                pending.error = outcome
+            else:
+                pending.result = outcome
 
 
 def _rollback() -> None:

@@ -23,7 +23,7 @@ class JobKind:
     # (periodic work: the next tick is the retry).
     max_retries_setting: str | None
     time_limit_ms: int
-    # "module:function" taking the job id, run inside the transaction that claims
+    # "module:function" taking a list of job ids, run inside the transaction that claims
     # an attempt (``claimed``), records its success (``succeeded``), fails or
     # cancels the job for good (``given_up``), or queues it again (``requeued``):
     # what else changes with the job changes in the same commit.
@@ -76,13 +76,14 @@ def actor_options(actor: str) -> dict:
     return {"actor_name": kind.actor, "queue_name": kind.queue, "time_limit": kind.time_limit_ms}
 
 
-def run_hook(actor: str, hook: str, job_id: str) -> None:
+def run_hook(actor: str, hook: str, *job_ids: str) -> None:
     """Run the kind's ``claimed``, ``succeeded``, ``given_up`` or ``requeued``
-    hook, if it has one."""
+    hook, if it has one, for jobs of that kind (a hook takes a list of ids, so
+    that a group commit changes many rows in one statement)."""
     kind = KINDS.get(actor)
     target = getattr(kind, hook) if kind else None
-    if target:
-        _resolve(target)(job_id)
+    if target and job_ids:
+        _resolve(target)(list(job_ids))
 
 
 def _resolve(target: str) -> Callable[[str], None]:

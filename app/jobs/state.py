@@ -26,7 +26,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, exists, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    case,
+    column,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
@@ -120,48 +132,87 @@ def start_attempt(job_id: str, *, series: int, worker_id: str, token: str) -> Cl
     of a message (a relay's duplicate, a rescued job, a redelivery after a
     connection blip, a dead letter moved back) race for it; one changes the row.
     """
+    [outcome] = _start_attempts(
+        [((job_id,), {"series": series, "worker_id": worker_id, "token": token})]
+    )
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
+    """``start_attempt`` for every call at once: one conditional UPDATE for all
+    their jobs (the same conditions, row by row), so a group commit claims many
+    jobs in a few statements. A job it did not claim is looked at on its own."""
     now = utcnow()
+    wanted = values(
+        column("id", String), column("series", Integer), column("token", String),
+        column("worker", String), name="wanted",
+    ).data([(args[0], kw["series"], kw["token"], kw["worker_id"]) for args, kw in calls])
+    wanted = wanted.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
     takeover = (Job.status == "running") & ~lease_is_live(now)
-    row = db.session.execute(
+    rows = db.session.execute(
         update(Job)
         .where(
-            Job.id == job_id,
-            Job.series == series,
+            Job.id == wanted.c.id,
+            Job.series == wanted.c.series,
             or_(Job.status.in_(("queued", "retrying")), takeover),
         )
         .values(
             status="running",
             attempts=Job.attempts + 1,
             retries=case((Job.status == "running", Job.retries + 1), else_=Job.retries),
-            worker_id=worker_id,
-            claim=token,
+            worker_id=wanted.c.worker,
+            claim=wanted.c.token,
             rescues=0,
             started_at=now,
             next_retry_at=None,
             finished_at=None,
         )
-        .returning(Job.actor, Job.attempts, Job.retries, Job.max_retries, Job.published_at)
-    ).first()
-    if row is None:
-        return _claimed_before(job_id, token)
-    claim = Claim(job_id, row.actor, row.attempts, token, row.retries, row.max_retries,
-                  row.published_at)
-    if claim.attempt > 1:
+        .returning(Job.id, Job.actor, Job.attempts, Job.retries, Job.max_retries,
+                   Job.published_at, Job.claim),
+        execution_options={"synchronize_session": False},
+    ).all()
+    claimed = {row.id: Claim(row.id, row.actor, row.attempts, row.claim, row.retries,
+                             row.max_retries, row.published_at) for row in rows}
+    taken_over = [claim.job_id for claim in claimed.values() if claim.attempt > 1]
+    if taken_over:
         # Only a takeover finds an attempt still open: its worker stopped mid-job.
         db.session.execute(
             update(JobAttempt)
-            .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
-            .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
+            .where(JobAttempt.job_id.in_(taken_over), JobAttempt.outcome == "running")
+            .values(outcome="interrupted", finished_at=now, error_message="the worker stopped"),
+            execution_options={"synchronize_session": False},
         )
-    db.session.add(JobAttempt(job_id=job_id, attempt=claim.attempt, started_at=now))
-    if claim.retries > claim.max_retries:
-        db.session.flush()
-        error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
-        fail_attempt(claim, error, retry_at=None)
-        return None
-    kinds.run_hook(claim.actor, "claimed", job_id)
-    _log(claim, "started")
-    return claim
+    if claimed:
+        db.session.execute(
+            insert(JobAttempt),
+            [{"job_id": c.job_id, "attempt": c.attempt, "started_at": now}
+             for c in claimed.values()],
+        )
+    results: list = []
+    runnable: dict[str, list[str]] = {}
+    for args, kw in calls:
+        claim = claimed.get(args[0])
+        if claim is None or claim.token != kw["token"]:
+            try:
+                results.append(_claimed_before(args[0], kw["token"]))
+            except JobNotFound as missing:
+                results.append(missing)
+        elif claim.retries > claim.max_retries:
+            error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
+            fail_attempt(claim, error, retry_at=None)
+            results.append(None)
+        else:
+            runnable.setdefault(claim.actor, []).append(claim.job_id)
+            _log(claim, "started")
+            results.append(claim)
+    for actor, job_ids in runnable.items():
+        kinds.run_hook(actor, "claimed", *job_ids)
+    return results
+
+
+start_attempt.many = _start_attempts
 
 
 def _claimed_before(job_id: str, token: str) -> Claim | None:
@@ -185,24 +236,58 @@ def _owned(claim: Claim):
 
 
 def succeed(claim: Claim, result=None) -> None:
+    _succeed_all([((claim, result), {})])
+
+
+def _succeed_all(calls: list[tuple[tuple, dict]]) -> list:
+    """``succeed`` for every call at once, in two statements for all of them."""
     now = utcnow()
-    _close_attempt(claim, outcome="succeeded", finished_at=now)
-    changed = db.session.execute(
-        update(Job)
-        .where(_owned(claim))
-        .values(
-            status="succeeded",
-            finished_at=now,
-            progress=100,
-            result=result,
-            error_type=None,
-            error_message=None,
+    claims = [args[0] for args, _ in calls]
+    results = [args[1] if len(args) > 1 else kw.get("result") for args, kw in calls]
+    owned = values(
+        column("id", String), column("attempt", Integer), column("token", String),
+        column("result", JSON), name="owned",
+    ).data([(c.job_id, c.attempt, c.token, r) for c, r in zip(claims, results, strict=True)])
+    owned = owned.cte("owned")
+    db.session.execute(
+        update(JobAttempt)
+        .where(
+            JobAttempt.job_id == owned.c.id,
+            JobAttempt.attempt == owned.c.attempt,
+            JobAttempt.outcome == "running",
         )
-    ).rowcount
-    # What the attempt did is true even if it lost the job meanwhile (an email
+        .values(outcome="succeeded", finished_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    changed = set(
+        db.session.scalars(
+            update(Job)
+            .where(Job.id == owned.c.id, Job.status == "running", Job.claim == owned.c.token)
+            .values(
+                status="succeeded",
+                finished_at=now,
+                progress=100,
+                result=owned.c.result,
+                error_type=None,
+                error_message=None,
+            )
+            .returning(Job.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    # What an attempt did is true even if it lost the job meanwhile (an email
     # that went out was sent): the kind's hook runs either way.
-    kinds.run_hook(claim.actor, "succeeded", claim.job_id)
-    _log(claim, "succeeded" if changed else "succeeded, but its lease was taken over")
+    by_actor: dict[str, list[str]] = {}
+    for claim in claims:
+        by_actor.setdefault(claim.actor, []).append(claim.job_id)
+        ok = claim.job_id in changed
+        _log(claim, "succeeded" if ok else "succeeded, but its lease was taken over")
+    for actor, job_ids in by_actor.items():
+        kinds.run_hook(actor, "succeeded", *job_ids)
+    return [None] * len(calls)
+
+
+succeed.many = _succeed_all
 
 
 def fail_attempt(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> None:

@@ -110,3 +110,47 @@ def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_i
         db.session.commit()
         job = db.session.get(Job, job_id)
         assert (job.status, job.retries, job.series) == ("queued", 0, 1)
+
+
+def _new(app, **kw) -> str:
+    with app.app_context():
+        job = state.new_job(actor="send_email", args=["x"], max_retries=1, **kw)
+        db.session.commit()
+        return job.id
+
+
+def test_claims_in_one_group_commit_give_each_call_its_own_answer(app):
+    # Given two queued jobs, one missing id, and two copies of one message
+    _worker(app, "w", live=True)
+    first, second = _new(app), _new(app)
+    calls = [
+        ((first,), {"series": 0, "worker_id": "w", "token": "t1"}),
+        ((second,), {"series": 0, "worker_id": "w", "token": "t2"}),
+        ((second,), {"series": 0, "worker_id": "w", "token": "t3"}),
+        (("missing",), {"series": 0, "worker_id": "w", "token": "t4"}),
+    ]
+    with app.app_context():
+        # When they are claimed together
+        outcomes = durable.write(lambda: state.start_attempt.many(calls))
+        # Then each job is claimed once, the copy is skipped, the missing one named
+        assert (outcomes[0].attempt, outcomes[0].token) == (1, "t1")
+        assert sorted(o.token for o in outcomes[1:3] if o) in (["t2"], ["t3"])
+        assert outcomes[1:3].count(None) == 1
+        assert isinstance(outcomes[3], state.JobNotFound)
+        assert [len(db.session.get(Job, j).history) for j in (first, second)] == [1, 1]
+
+
+def test_successes_in_one_group_commit_leave_a_taken_over_job_alone(app):
+    _worker(app, "w", live=True)
+    mine, lost = _new(app), _new(app)
+    with app.app_context():
+        first = claim(mine, worker_id="w")
+        stale = claim(lost, worker_id="w")
+        db.session.execute(db.update(Job).where(Job.id == lost).values(claim="someone-else"))
+        db.session.commit()
+        durable.write(lambda: state.succeed.many([((first, {"n": 1}), {}), ((stale,), {})]))
+        assert (db.session.get(Job, mine).status, db.session.get(Job, mine).result) == (
+            "succeeded",
+            {"n": 1},
+        )
+        assert db.session.get(Job, lost).status == "running"
