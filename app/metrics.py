@@ -112,13 +112,18 @@ class JobsCollector:
         ages = GaugeMetricFamily(
             "schedule_last_run_age_seconds", "Seconds since each periodic job ran", labels=["name"]
         )
+        intervals = GaugeMetricFamily(
+            "schedule_interval_seconds", "Each periodic job's interval", labels=["name"]
+        )
         now = utcnow()
-        for name, last_run in db.session.execute(
-            select(ScheduleState.name, ScheduleState.last_run_at)
+        for name, last_run, interval_s in db.session.execute(
+            select(ScheduleState.name, ScheduleState.last_run_at, ScheduleState.interval_s)
         ):
+            intervals.add_metric([name], interval_s)
             if last_run is not None:
                 ages.add_metric([name], (now - last_run).total_seconds())
         yield ages
+        yield intervals
 
 
 def render() -> bytes:

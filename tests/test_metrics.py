@@ -77,3 +77,37 @@ def test_metrics_want_the_metrics_token_when_one_is_set(app, client, authorizati
     app.config["METRICS_TOKEN"] = "m-token"
     headers = {"Authorization": authorization} if authorization else {}
     assert client.get("/metrics", headers=headers).status_code == status
+
+
+PROMQL_WORDS = {"up", "sum", "by", "rate", "delta", "on"}
+
+
+def test_every_series_the_alert_rules_use_is_exported(app, client):
+    """deploy/prometheus/alerts.yml names only series that the web's /metrics
+    (parsed with prometheus_client's parser) or Dramatiq's worker metrics export."""
+    from pathlib import Path
+
+    import yaml
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app.db import utcnow
+    from app.models import ScheduleState
+
+    _add_jobs(app, 1, status="failed")
+    with app.app_context():
+        db.session.add(ScheduleState(name="relay", interval_s=10, last_run_at=utcnow()))
+        db.session.commit()
+    exported = {
+        sample.name
+        for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+        for sample in family.samples
+    }
+    rules = yaml.safe_load((Path(__file__).parents[1] / "deploy/prometheus/alerts.yml").read_text())
+    used = {
+        name
+        for group in rules["groups"]
+        for rule in group["rules"]
+        for name in re.findall(r"\b([a-z_]+)(?=\{|\[| >| \)|$)", rule["expr"])
+        if not name.startswith("dramatiq_") and name not in PROMQL_WORDS
+    }
+    assert used and used <= exported, used - exported
