@@ -7,9 +7,7 @@ import threading
 import pika
 import pytest
 
-from app import auth
-from app.db import db
-from app.models import Job
+from tests.support.jobs import job, wait_status
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -18,49 +16,29 @@ EMAIL = {"to": "lee@example.com", "subject": "Hi", "body": "Hello"}
 MAX_RETRIES = 2
 
 
-@pytest.fixture()
-def headers(live_app):
-    with live_app.app_context():
-        user = auth.create_user("lee@example.com", "pw")
-        admin = auth.create_user("root@example.com", "pw", admin=True)
-        return (
-            {"Authorization": f"Bearer {auth.issue_token(user)}"},
-            {"Authorization": f"Bearer {auth.issue_token(admin)}"},
-        )
-
-
-def _job(app, job_id) -> Job:
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        job.history  # noqa: B018
-        return job
-
-
-def _wait_status(app, job_id, status, timeout=30):
-    wait_until(lambda: _job(app, job_id).status == status, timeout=timeout, message=status)
-
-
 def test_exhausted_retries_dead_letter_the_message_and_fail_the_job(
-    live_app, rabbit_broker, vhost, start_worker, smtp_server, headers
+    live_app, rabbit_broker, vhost, start_worker, smtp_server, user_and_admin_headers
 ):
     smtp_server.recorder.reply = "451 4.3.0 try again later"
     live_app.config["EMAIL_MAX_RETRIES"] = MAX_RETRIES  # a job's retries are set when it is created
     start_worker()
-    user_headers, _ = headers
+    user_headers, _ = user_and_admin_headers
     ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
 
-    _wait_status(live_app, ids["job_id"], "failed")
-    job = _job(live_app, ids["job_id"])
-    assert len(job.history) == MAX_RETRIES + 1
-    assert all(a.outcome == "failed" and a.error_type == "SMTPTemporaryError" for a in job.history)
-    assert (job.error_type, job.finished_at is not None) == ("SMTPTemporaryError", True)
+    wait_status(live_app, ids["job_id"], "failed")
+    found = job(live_app, ids["job_id"])
+    assert len(found.history) == MAX_RETRIES + 1
+    assert all(
+        a.outcome == "failed" and a.error_type == "SMTPTemporaryError" for a in found.history
+    )
+    assert (found.error_type, found.finished_at is not None) == ("SMTPTemporaryError", True)
     wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the dead letter")
     email = live_app.test_client().get(f"/api/emails/{ids['email_id']}", headers=user_headers)
     assert email.json["status"] == "failed"
 
 
 def test_poison_message_is_dead_lettered_and_the_worker_goes_on(
-    live_app, rabbit_broker, vhost, start_worker, smtp_server, headers
+    live_app, rabbit_broker, vhost, start_worker, smtp_server, user_and_admin_headers
 ):
     worker = start_worker()
     # The queues exist before the garbage arrives (the worker may still be declaring them)
@@ -71,22 +49,22 @@ def test_poison_message_is_dead_lettered_and_the_worker_goes_on(
     connection.close()
     wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the poison message")
 
-    user_headers, _ = headers
+    user_headers, _ = user_and_admin_headers
     ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
-    _wait_status(live_app, ids["job_id"], "succeeded")
+    wait_status(live_app, ids["job_id"], "succeeded")
     assert worker.process.poll() is None
     assert len(smtp_server.messages) == 1
 
 
 def test_two_concurrent_retries_of_a_failed_job_run_it_once(
-    live_app, rabbit_broker, start_worker, smtp_server, headers
+    live_app, rabbit_broker, start_worker, smtp_server, user_and_admin_headers
 ):
     # Given a failed email job (the recipient was refused), then the fault is fixed
     smtp_server.recorder.rcpt_reply = "550 5.1.1 no such user"
     start_worker()
-    user_headers, admin_headers = headers
+    user_headers, admin_headers = user_and_admin_headers
     ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
-    _wait_status(live_app, ids["job_id"], "failed")
+    wait_status(live_app, ids["job_id"], "failed")
     smtp_server.recorder.rcpt_reply = None
 
     # When two admins click Retry at the same moment
@@ -105,7 +83,7 @@ def test_two_concurrent_retries_of_a_failed_job_run_it_once(
 
     # Then one retry is accepted, the other refused, and the job runs once
     assert sorted(r.status_code for r in answers) == [202, 409]
-    _wait_status(live_app, ids["job_id"], "succeeded")
-    job = _job(live_app, ids["job_id"])
-    assert [a.outcome for a in job.history] == ["failed", "succeeded"]
+    wait_status(live_app, ids["job_id"], "succeeded")
+    found = job(live_app, ids["job_id"])
+    assert [a.outcome for a in found.history] == ["failed", "succeeded"]
     assert len(smtp_server.messages) == 1

@@ -9,9 +9,9 @@ import pika
 import pytest
 
 import broker as broker_module
-from app import auth
 from app.db import db
 from app.models import Job
+from tests.support.jobs import job, wait_status
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -45,28 +45,6 @@ def quorum_worker(start_worker):
     return start
 
 
-@pytest.fixture()
-def headers(live_app):
-    with live_app.app_context():
-        user = auth.create_user("kim@example.com", "pw")
-        admin = auth.create_user("boss@example.com", "pw", admin=True)
-        return (
-            {"Authorization": f"Bearer {auth.issue_token(user)}"},
-            {"Authorization": f"Bearer {auth.issue_token(admin)}"},
-        )
-
-
-def _job(app, job_id) -> Job:
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        job.history  # noqa: B018
-        return job
-
-
-def _wait_status(app, job_id, status, timeout=40):
-    wait_until(lambda: _job(app, job_id).status == status, timeout=timeout, message=status)
-
-
 def test_every_queue_is_declared_as_a_quorum_queue_without_priorities(quorum_broker, vhost):
     queues = vhost.queues()
 
@@ -83,26 +61,26 @@ def test_every_queue_is_declared_as_a_quorum_queue_without_priorities(quorum_bro
 
 
 def test_retries_then_dead_letter_then_admin_retry_sends_once(
-    live_app, quorum_broker, vhost, quorum_worker, smtp_server, headers
+    live_app, quorum_broker, vhost, quorum_worker, smtp_server, user_and_admin_headers
 ):
     # Given an SMTP server that refuses for now, and a worker with two retries
     smtp_server.recorder.reply = "451 4.3.0 try again later"
     live_app.config["EMAIL_MAX_RETRIES"] = 2  # a job's retries are set when it is created
     quorum_worker()
-    user_headers, admin_headers = headers
+    user_headers, admin_headers = user_and_admin_headers
     client = live_app.test_client()
 
     # When an email is sent, it is retried through the delay queue, then dead-lettered
     ids = client.post("/api/emails", json=EMAIL, headers=user_headers).json
-    _wait_status(live_app, ids["job_id"], "failed")
-    assert [a.outcome for a in _job(live_app, ids["job_id"]).history] == ["failed"] * 3
+    wait_status(live_app, ids["job_id"], "failed")
+    assert [a.outcome for a in job(live_app, ids["job_id"]).history] == ["failed"] * 3
     wait_until(lambda: vhost.message_count("emails.XQ") == 1, message="the dead letter")
 
     # When the fault is fixed and an admin retries the job
     smtp_server.recorder.reply = None
     answer = client.post(f"/api/jobs/{ids['job_id']}/retry", headers=admin_headers)
     assert answer.status_code == 202
-    _wait_status(live_app, ids["job_id"], "succeeded")
+    wait_status(live_app, ids["job_id"], "succeeded")
 
     # And an operator also moves the old dead letter back onto the work queue
     _move_dead_letters(vhost, "emails")
@@ -110,16 +88,17 @@ def test_retries_then_dead_letter_then_admin_retry_sends_once(
 
     # Then the email went out once: the old copy belongs to an earlier series
     assert len(smtp_server.recorder.wait_for(1)) == 1
-    assert [a.outcome for a in _job(live_app, ids["job_id"]).history][-1] == "succeeded"
+    assert [a.outcome for a in job(live_app, ids["job_id"]).history][-1] == "succeeded"
     assert len(smtp_server.messages) == 1
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(
-    live_app, quorum_broker, vhost, quorum_worker, start_scheduler, smtp_server, headers
+    live_app, quorum_broker, vhost, quorum_worker, start_scheduler, smtp_server,
+    user_and_admin_headers,
 ):
     # Given a job with one retry, whose every attempt kills its worker process
     live_app.config["EMAIL_MAX_RETRIES"] = 1
-    user_headers, _ = headers
+    user_headers, _ = user_and_admin_headers
     ids = live_app.test_client().post("/api/emails", json=EMAIL, headers=user_headers).json
     env = {"BROKER_QUEUE_TYPE": "quorum", "JOB_LEASE_S": "2"}
     start_scheduler(**env)
@@ -137,10 +116,10 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(
             break
 
     # Then it fails with the reason, instead of killing worker after worker
-    _wait_status(live_app, ids["job_id"], "failed")
-    job = _job(live_app, ids["job_id"])
-    assert job.error_type in ("WorkerLost", "DeliveryLimitReached")
-    outcomes = [a.outcome for a in job.history]
+    wait_status(live_app, ids["job_id"], "failed")
+    found = job(live_app, ids["job_id"])
+    assert found.error_type in ("WorkerLost", "DeliveryLimitReached")
+    outcomes = [a.outcome for a in found.history]
     assert outcomes[-1] == "failed" and set(outcomes[:-1]) == {"interrupted"}
     assert smtp_server.messages == []
 

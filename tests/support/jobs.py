@@ -38,3 +38,9 @@ def job(app, job_id: str) -> Job:
         found.history  # noqa: B018  (loaded before the session closes)
         db.session.expunge(found)
         return found
+
+
+def wait_status(app, job_id: str, status: str, timeout: float = 40) -> None:
+    from tests.support.worker import wait_until
+
+    wait_until(lambda: job(app, job_id).status == status, timeout=timeout, message=status)

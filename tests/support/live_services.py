@@ -9,7 +9,7 @@ import pytest
 from flask_migrate import upgrade
 
 import broker as broker_module
-from app import create_app
+from app import auth, create_app
 from app.db import db
 from tests.support.scheduler import SchedulerProcess
 from tests.support.services import PostgresDatabase, RabbitVhost
@@ -113,3 +113,15 @@ def start_worker(worker_env, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture()
+def user_and_admin_headers(live_app):
+    """Bearer headers of an ordinary user and of an admin."""
+    with live_app.app_context():
+        user = auth.create_user("lee@example.com", "pw")
+        admin = auth.create_user("root@example.com", "pw", admin=True)
+        return (
+            {"Authorization": f"Bearer {auth.issue_token(user)}"},
+            {"Authorization": f"Bearer {auth.issue_token(admin)}"},
+        )
