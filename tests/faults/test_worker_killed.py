@@ -16,7 +16,7 @@ from app.db import db
 from app.maintenance.cleanup import remove_stray_files
 from app.seed import seed_posts
 from tests.support.audit import audit
-from tests.support.jobs import all_in, email_attempts, job, send_emails
+from tests.support.jobs import all_in, email_attempts, every_job_is, job, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -96,6 +96,7 @@ def test_worker_killed_mid_export_is_taken_over_and_the_file_is_whole(
         "succeeded",
     ]
     wait_until(lambda: len(smtp_server.messages) == 1, message="the export's email")
+    wait_until(lambda: every_job_is(live_app, "succeeded"), message="the email's job")
     with live_app.app_context():
         remove_stray_files()  # cleanup's part: the dead attempt's own partial file
     counts = audit(live_app, smtp_server)

@@ -27,6 +27,14 @@ def all_in(app, job_ids, *wanted: str) -> bool:
     return all(status in wanted for status in statuses(app, job_ids))
 
 
+def every_job_is(app, status: str) -> bool:
+    """True when every job but the periodic ones has ``status`` (an export's
+    email job too)."""
+    with app.app_context():
+        statuses = db.session.scalars(db.select(Job.status).where(Job.queue != "maintenance"))
+        return set(statuses) == {status}
+
+
 def email_attempts(app, email_id: str) -> int:
     with app.app_context():
         return db.session.get(Email, email_id).attempts
