@@ -89,7 +89,7 @@ class Job(db.Model):
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped by every manual retry; each message carries the series it was sent
     # for, so a copy from an earlier series (say, from the dead-letter queue) can
-    # never run the job again (see state.start_attempt).
+    # never run the job again (see attempts.start_attempt).
     series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Automatic retries spent in this series: every message carries it as
     # Dramatiq's ``retries`` option, so a rescued copy keeps the count.

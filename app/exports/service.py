@@ -22,7 +22,7 @@ from app.db import db, utcnow
 from app.emails import new_email
 from app.exports import links, pg_copy
 from app.exports.writers import WRITERS
-from app.jobs import durable, outbox, state
+from app.jobs import attempts, durable, outbox, state
 from app.jobs.errors import PermanentError
 from app.models import Export, Job, Post, User, new_id
 
@@ -115,7 +115,7 @@ def run(export_id: str) -> None:
     attempt never touches another's, even one still running after losing its
     lease; the finished file is renamed into place whole. Only the attempt that
     still owns the job records the export's success and queues its email."""
-    claim = state.current_claim.get()
+    claim = attempts.current_claim.get()
     export = db.session.get(Export, export_id)
     if export is None:
         raise ExportNotFound(export_id)
@@ -220,7 +220,7 @@ class _Progress:
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S and self.total and self.claim:
             self._last = now
-            durable.write(state.set_progress, self.claim, min(99, self.rows * 100 // self.total))
+            durable.write(attempts.set_progress, self.claim, min(99, self.rows * 100 // self.total))
 
 
 def _delivery_email(export: Export):

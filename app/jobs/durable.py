@@ -164,7 +164,7 @@ class _Writer:
 
 def _run_all(batch: list[_Pending]) -> None:
     """Run the batch's changes. Calls of a change that has a ``many`` form
-    (``state.start_attempt``, ``state.succeed``) run as one call of it, in a few
+    (``attempts.start_attempt``, ``attempts.succeed``) run as one call of it, in a few
     statements for all of them; ``many`` returns one result per call, an
     exception standing for an error that call alone raised. Grouping may reorder
     writes of different threads; each is a conditional UPDATE on its own job, and

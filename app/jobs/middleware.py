@@ -23,7 +23,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from app.db import utcnow
-from app.jobs import durable, state
+from app.jobs import attempts, durable, state
 from app.jobs.workers import WorkerLease
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class JobState(Middleware):
     """queued → running → succeeded, or running → retrying → running ..., or → failed.
 
     The job id is the message id. Before a message runs, its job is claimed for
-    this worker process (``state.start_attempt``); a message whose job is
+    this worker process (``attempts.start_attempt``); a message whose job is
     finished, cancelled or running under a live lease is skipped (acknowledged,
     not run); one whose job row does not exist is dead-lettered. Every write
     goes through ``durable.write``: none is skipped because the database blinked.
@@ -104,7 +104,7 @@ class JobState(Middleware):
         worker_id = self.lease.id if self.lease is not None else "unregistered"
         try:
             claim = durable.write(
-                state.start_attempt,
+                attempts.start_attempt,
                 message.message_id,
                 series=message.options.get("series", 0),
                 worker_id=worker_id,
@@ -143,7 +143,7 @@ class JobState(Middleware):
             return
         error = sys.exc_info()[1] or RuntimeError("attempt failed")
         retry_at = utcnow() + timedelta(milliseconds=delay)
-        durable.write(state.fail_attempt, claim, error, retry_at=retry_at)
+        durable.write(attempts.fail_attempt, claim, error, retry_at=retry_at)
         self._set_claim(None)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
@@ -152,18 +152,18 @@ class JobState(Middleware):
         if claim is None:  # not started, or the retry is already recorded
             return
         if exception is None:
-            durable.write(state.succeed, claim, result)
+            durable.write(attempts.succeed, claim, result)
         else:
             # Retries gave up (or the error is permanent), or could not publish
             # the retry; either way no further attempt is scheduled.
-            durable.write(state.fail_attempt, claim, exception, retry_at=None)
+            durable.write(attempts.fail_attempt, claim, exception, retry_at=None)
 
     def after_skip_message(self, broker, message):
         self._set_claim(None)
 
-    def _claim(self) -> state.Claim | None:
+    def _claim(self) -> attempts.Claim | None:
         return getattr(self._local, "claim", None)
 
-    def _set_claim(self, claim: state.Claim | None) -> None:
+    def _set_claim(self, claim: attempts.Claim | None) -> None:
         self._local.claim = claim
-        state.current_claim.set(claim)
+        attempts.current_claim.set(claim)

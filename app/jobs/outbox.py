@@ -7,7 +7,7 @@ lost between the database and the broker.
 
 A job may be published twice (a relay racing a slow request, two relays at once,
 a rescue); that is harmless, because a worker runs a message only when
-``state.start_attempt`` claims its job, which one copy does.
+``attempts.start_attempt`` claims its job, which one copy does.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ more than a grace window after it (RabbitMQ queues are first in, first out; see
 
 Neither loses work: the row is not changed by a rescue except for its
 bookkeeping, and a rescue that fails to publish is undone. Neither runs a job
-twice: every copy of a message races for the job in ``state.start_attempt``'s
+twice: every copy of a message races for the job in ``attempts.start_attempt``'s
 conditional UPDATE; one wins, the others find it running under a live lease, or
 finished, and are skipped. A rescued copy carries the job's series and retry
 count, so it neither revives a stale series nor resets the retries.
@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, update
 
 from app.db import db, utcnow
 from app.jobs import outbox
-from app.jobs.state import lease_is_live
+from app.jobs.attempts import lease_is_live
 from app.models import Job, Worker
 
 logger = logging.getLogger(__name__)

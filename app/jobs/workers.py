@@ -8,7 +8,7 @@ claimed (the rescue uses it; see ``app/jobs/rescue.py``).
 
 A process that cannot renew its lease (the database is away longer than the
 lease) may find its jobs taken over; its later writes name a claim that is no
-longer the job's, so they change nothing (``app/jobs/state.py``).
+longer the job's, so they change nothing (``app/jobs/attempts.py``).
 """
 
 from __future__ import annotations

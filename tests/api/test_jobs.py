@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.db import utcnow
-from app.jobs import durable, outbox, state
+from app.jobs import attempts, durable, outbox, state
 from tests.api.job_helpers import ATTEMPT_FIELDS, JOB_FIELDS, add_job, fail_once, is_utc_iso
 from tests.support.claims import claim
 
@@ -93,7 +93,7 @@ def test_succeeded_job_shows_its_result(app, client, user):
     user_id, headers = user
     job_id = add_job(app, user_id=user_id, created_at=utcnow())
     with app.app_context():
-        durable.write(state.succeed, claim(job_id), {"rows": 3})
+        durable.write(attempts.succeed, claim(job_id), {"rows": 3})
 
     job = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()
 

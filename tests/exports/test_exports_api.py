@@ -10,7 +10,7 @@ import pytest
 
 from app.db import db
 from app.exports import links, service
-from app.jobs import state
+from app.jobs import attempts
 from app.models import Email, Export
 
 
@@ -219,8 +219,10 @@ def test_progress_is_reported_while_rows_are_written(
     seen = []
     monkeypatch.setattr(service, "BATCH_ROWS", 5)
     monkeypatch.setattr(service, "PROGRESS_INTERVAL_S", 0)
-    real = state.set_progress
-    monkeypatch.setattr(state, "set_progress", lambda job_id, p: (seen.append(p), real(job_id, p)))
+    real = attempts.set_progress
+    monkeypatch.setattr(
+        attempts, "set_progress", lambda claim, p: (seen.append(p), real(claim, p))
+    )
     _, headers = user
     _export(client, headers)
     _run(stub_broker, stub_worker)

@@ -10,7 +10,7 @@ from dramatiq.common import compute_backoff
 
 from app import config
 from app.db import db
-from app.jobs import control, durable, outbox, state
+from app.jobs import attempts, control, durable, outbox, state
 from app.models import Email, Job
 from tests.support.claims import claim
 
@@ -67,7 +67,7 @@ def test_failed_attempt_with_retries_left_shows_retrying_and_next_retry_at(app, 
         db.session.commit()
         attempt = claim(job.id)
         retry_at = job.created_at + timedelta(minutes=5)
-        durable.write(state.fail_attempt, attempt, TimeoutError("timed out"), retry_at=retry_at)
+        durable.write(attempts.fail_attempt, attempt, TimeoutError("timed out"), retry_at=retry_at)
         job = db.session.get(Job, job.id, populate_existing=True)
         assert (job.status, job.next_retry_at, job.error_type) == (
             "retrying",

@@ -1,4 +1,4 @@
-"""Conditional transitions in app/jobs/state.py: claims, leases, takeovers."""
+"""app/jobs/attempts.py: claims, leases, takeovers, and their group-commit forms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.db import db, utcnow
-from app.jobs import durable, state
+from app.jobs import attempts, durable, state
 from app.models import Job, Worker
 from tests.support.claims import claim
 
@@ -58,9 +58,9 @@ def test_a_job_whose_lease_expired_is_taken_over_once_and_the_lost_attempt_close
         third = claim(job_id, worker_id="c")
         # Then exactly one takes it over, and that counts as a retry
         assert (second.attempt, second.retries, third) == (2, 1, None)
-        durable.write(state.succeed, second)
+        durable.write(attempts.succeed, second)
         # and the dead worker's late report changes nothing
-        durable.write(state.fail_attempt, first, RuntimeError("late"), retry_at=None)
+        durable.write(attempts.fail_attempt, first, RuntimeError("late"), retry_at=None)
         job = db.session.get(Job, job_id)
         assert job.status == "succeeded"
         assert [(a.attempt, a.outcome) for a in job.history] == [
@@ -87,9 +87,9 @@ def test_a_claim_whose_commit_reply_was_lost_is_recognised_on_the_next_try(app, 
     _worker(app, "a", live=True)
     token = uuid.uuid4().hex
     with app.app_context():
-        durable.write(state.start_attempt, job_id, series=0, worker_id="a", token=token)
+        durable.write(attempts.start_attempt, job_id, series=0, worker_id="a", token=token)
         # When the same write runs again with the same token
-        again = durable.write(state.start_attempt, job_id, series=0, worker_id="a", token=token)
+        again = durable.write(attempts.start_attempt, job_id, series=0, worker_id="a", token=token)
         # Then it is the same claim, not a skip
         assert (again.attempt, again.token) == (1, token)
 
@@ -102,10 +102,10 @@ def test_unknown_job_raises_job_not_found(app):
 def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_id):
     with app.app_context():
         first = claim(job_id)
-        durable.write(state.fail_attempt, first, RuntimeError("x"), retry_at=utcnow())
+        durable.write(attempts.fail_attempt, first, RuntimeError("x"), retry_at=utcnow())
         assert db.session.get(Job, job_id).retries == 1
         second = claim(job_id)
-        durable.write(state.fail_attempt, second, RuntimeError("y"), retry_at=None)
+        durable.write(attempts.fail_attempt, second, RuntimeError("y"), retry_at=None)
         state.requeue(job_id)
         db.session.commit()
         job = db.session.get(Job, job_id)
@@ -131,7 +131,7 @@ def test_claims_in_one_group_commit_give_each_call_its_own_answer(app):
     ]
     with app.app_context():
         # When they are claimed together
-        outcomes = durable.write(lambda: state.start_attempt.many(calls))
+        outcomes = durable.write(lambda: attempts.start_attempt.many(calls))
         # Then each job is claimed once, the copy is skipped, the missing one named
         assert (outcomes[0].attempt, outcomes[0].token) == (1, "t1")
         assert sorted(o.token for o in outcomes[1:3] if o) in (["t2"], ["t3"])
@@ -148,7 +148,7 @@ def test_successes_in_one_group_commit_leave_a_taken_over_job_alone(app):
         stale = claim(lost, worker_id="w")
         db.session.execute(db.update(Job).where(Job.id == lost).values(claim="someone-else"))
         db.session.commit()
-        durable.write(lambda: state.succeed.many([((first, {"n": 1}), {}), ((stale,), {})]))
+        durable.write(lambda: attempts.succeed.many([((first, {"n": 1}), {}), ((stale,), {})]))
         assert (db.session.get(Job, mine).status, db.session.get(Job, mine).result) == (
             "succeeded",
             {"n": 1},
