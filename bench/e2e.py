@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import common, profiling, project  # noqa: E402
+from bench import common, profiling, project, smtp_sink  # noqa: E402
 
 PROCESSES, THREADS = 2, 8
 WARMUP = 64
@@ -39,7 +39,7 @@ def email(i: int) -> dict:
     return {"to": f"user{i}@example.com", "subject": f"Hello {i}", "body": "Sent by a worker.\n"}
 
 
-def drive(port: int, headers: dict, n: int, clients: int, sink: common.SmtpSink) -> dict:
+def drive(port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSink) -> dict:
     warm = common.post_load(port, "/api/emails", requests=WARMUP, clients=clients, body=email,
                             headers=headers)
     assert warm.statuses == {202: WARMUP}, warm.statuses
@@ -60,7 +60,7 @@ def drive(port: int, headers: dict, n: int, clients: int, sink: common.SmtpSink)
     }
 
 
-def run_toy(n: int, clients: int, sink: common.SmtpSink, log_dir: Path) -> dict:
+def run_toy(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path) -> dict:
     vhost = project.RabbitVhost()
     web = worker = None
     try:
@@ -80,7 +80,7 @@ def run_toy(n: int, clients: int, sink: common.SmtpSink, log_dir: Path) -> dict:
         vhost.delete()
 
 
-def run_project(n: int, clients: int, sink: common.SmtpSink, log_dir: Path,
+def run_project(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path,
                 profile_dir: Path | None = None) -> dict:
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
     app = web = worker = None
@@ -153,7 +153,7 @@ def main(argv: list[str]) -> None:
     n, clients = common.sizes(argv, [2000, 16])
     print(f"end to end: {n:,} emails, {clients} HTTP clients, workers {PROCESSES} processes x "
           f"{THREADS} threads, one SMTP sink for both", flush=True)
-    sink = common.SmtpSink().start()
+    sink = smtp_sink.SmtpSink().start()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         log_dir = profile_dir or Path(tmp)  # when profiling, keep every log beside the profiles
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import common, project  # noqa: E402
+from bench import common, project, smtp_sink  # noqa: E402
 
 PROCESSES, THREADS = 2, 8
 TARGET = 300
@@ -43,13 +43,13 @@ def reuse_off_setting() -> tuple[str, str] | None:
     return None
 
 
-def _rate(sink: common.SmtpSink, n: int, what: str, settings: str) -> dict:
+def _rate(sink: smtp_sink.SmtpSink, n: int, what: str, settings: str) -> dict:
     seconds = sink.last - sink.first
     return {"what": what, "settings": settings, "seconds": seconds, "rate": (n - 1) / seconds,
             "connections": sink.connections, "per_conn": sink.messages / max(1, sink.connections)}
 
 
-def run_toy(n: int, sink: common.SmtpSink, log_dir: Path, *, reuse: bool) -> dict:
+def run_toy(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, reuse: bool) -> dict:
     import dramatiq
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -80,7 +80,7 @@ def run_toy(n: int, sink: common.SmtpSink, log_dir: Path, *, reuse: bool) -> dic
         vhost.delete()
 
 
-def run_project(n: int, sink: common.SmtpSink, log_dir: Path, *, extra_env: dict,
+def run_project(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, extra_env: dict,
                 what: str) -> dict:
     from app import emails
     from app.jobs import outbox
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> None:
     print(f"email rate: {n:,} emails queued before the workers start, {PROCESSES} processes x "
           f"{THREADS} threads; reuse-off setting in app/config.py: "
           f"{'='.join(setting) if setting else 'none found'}", flush=True)
-    sink = common.SmtpSink().start()
+    sink = smtp_sink.SmtpSink().start()
     rows = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-email-") as tmp:
