@@ -76,7 +76,6 @@ class JobState(Middleware):
     def __init__(self, app_context: AppContext):
         self.app_context = app_context
         self.lease: WorkerLease | None = None
-        self._local = threading.local()
 
     def after_worker_boot(self, broker, worker):
         queues = [queue for queue in worker.consumers if queue != dq_name(queue)]
@@ -161,9 +160,10 @@ class JobState(Middleware):
     def after_skip_message(self, broker, message):
         self._set_claim(None)
 
-    def _claim(self) -> attempts.Claim | None:
-        return getattr(self._local, "claim", None)
+    @staticmethod
+    def _claim() -> attempts.Claim | None:
+        return attempts.current_claim.get()
 
-    def _set_claim(self, claim: attempts.Claim | None) -> None:
-        self._local.claim = claim
+    @staticmethod
+    def _set_claim(claim: attempts.Claim | None) -> None:
         attempts.current_claim.set(claim)

@@ -33,7 +33,6 @@ count, so it neither revives a stale series nor resets the retries.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -76,14 +75,8 @@ def rescue_lost_jobs() -> int:
         for job in db.session.scalars(query.where(Job.queue.in_(serving)).limit(BATCH)):
             if _backing_off(job, now, window):
                 continue
-            if job.status != "running":
-                position = max(filter(None, (job.published_at, job.next_retry_at)))
-                overtaken = claimed.get(job.queue, position) > position + window
-                if not overtaken:
-                    if job.queue not in idle:
-                        idle[job.queue] = _queue_is_empty(job.queue)
-                    if not idle[job.queue]:
-                        continue
+            if job.status != "running" and _may_be_waiting(job, claimed, idle, window):
+                continue
             lost.append(job)
     db.session.rollback()
     return sum(_republish(job, now) for job in lost)
@@ -95,13 +88,25 @@ def _workers(now: datetime, cutoff: datetime) -> tuple[set[str], dict[str, datet
     db.session.execute(delete(Worker).where(Worker.expires_at < now - DEAD_WORKER_RETENTION))
     db.session.commit()
     serving: set[str] = set()
-    claimed: dict[str, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=now.tzinfo))
+    claimed: dict[str, datetime] = {}
     for worker in db.session.scalars(select(Worker)):
         if worker.expires_at > now and worker.started_at <= cutoff:
             serving.update(worker.queues)
         for queue, at in (worker.claimed or {}).items():
-            claimed[queue] = max(claimed[queue], datetime.fromisoformat(at))
+            at = datetime.fromisoformat(at)
+            claimed[queue] = max(claimed.get(queue, at), at)
     return serving, claimed
+
+
+def _may_be_waiting(job: Job, claimed: dict, idle: dict, window: timedelta) -> bool:
+    """A queued or retrying job's message may still be in line: no job published
+    a window after it has been claimed yet, and its queue holds ready messages."""
+    position = max(filter(None, (job.published_at, job.next_retry_at)))
+    if claimed.get(job.queue, position) > position + window:
+        return False  # overtaken: later messages were consumed before it
+    if job.queue not in idle:
+        idle[job.queue] = _queue_is_empty(job.queue)
+    return not idle[job.queue]
 
 
 def _backing_off(job: Job, now: datetime, window: timedelta) -> bool:
