@@ -3,11 +3,11 @@ engine settings that keep SQLite and PostgreSQL well behaved under load."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Interval, MetaData, event, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -27,6 +27,23 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clock(engine: Engine | None = None, *, plus: timedelta = timedelta()):
+    """Now (``plus`` a while), as a SQL expression on the database's clock: a
+    lease written by one process and compared by another must be timed by one
+    clock, or a process whose clock runs ahead takes over live leases. SQLite
+    serves one machine, whose processes share a clock: there it is this process's."""
+    if (engine or db.engine).dialect.name != "postgresql":
+        return literal(utcnow() + plus, UTCDateTime())
+    return func.now() + literal(plus, Interval()) if plus else func.now()
+
+
+def database_now() -> datetime:
+    """The database's time (see ``clock``), read in the current session."""
+    if db.engine.dialect.name != "postgresql":
+        return utcnow()
+    return db.session.scalar(select(func.now())).astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -65,6 +82,18 @@ def engine_options(url: str) -> dict:
             "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
         }
     return {"pool_pre_ping": True}
+
+
+# A server that refuses writes for a while (a primary being demoted, a failover)
+# or is shutting down: its connections are dropped like lost ones, so that the
+# pool reconnects, perhaps to the new primary, and callers wait it out.
+DISCONNECT_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
+
+
+@event.listens_for(Engine, "handle_error")
+def _read_only_is_a_disconnect(context):
+    if getattr(context.original_exception, "sqlstate", None) in DISCONNECT_SQLSTATES:
+        context.is_disconnect = True
 
 
 @event.listens_for(Engine, "connect")

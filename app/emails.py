@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import email_message, smtp
 from app.db import db, utcnow
-from app.jobs import outbox, state
+from app.jobs import attempts, outbox, state, workers
 from app.jobs.errors import PermanentError
 from app.models import Email, new_id
 
@@ -191,3 +191,22 @@ def mark_sent(job_ids: list[str]) -> None:
         .values(sent_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
+
+
+def check_still_to_send(email_id: str) -> None:
+    """Called immediately before DATA: the attempt may send only while it owns
+    its job under a live lease and the email is not recorded as sent. Raises
+    AttemptFenced otherwise: a worker paused past its lease (a stopped process,
+    a paused VM) whose job was taken over and sent meanwhile sends no copy."""
+    if not workers.process_is_live():
+        raise attempts.AttemptFenced("this worker cannot renew its lease")
+    claim = attempts.current_claim.get()
+    unsent = select(Email.id).where(Email.id == email_id, Email.sent_at.is_(None))
+    if claim is not None:
+        unsent = unsent.where(attempts.still_owns(claim))
+    found = db.session.execute(unsent).first()
+    db.session.rollback()
+    if found is None:
+        raise attempts.AttemptFenced(
+            f"email {email_id} is sent already, or its job was taken over by another attempt"
+        )

@@ -35,3 +35,22 @@ def storable(value: str) -> bool:
 def single_line(value: str) -> bool:
     """Storable, and without any character that could start a new header line."""
     return storable(value) and _LINE_BREAKING.search(value) is None
+
+
+def made_storable(value: str, limit: int | None = None) -> str:
+    """``value`` without NULs and lone surrogates, cut to ``limit`` characters:
+    what a worker writes about an attempt (an SMTP server's reply, an exception's
+    text) must never be what stops the write."""
+    cleaned = _SURROGATE.sub("", value.replace("\x00", ""))
+    return cleaned if limit is None else cleaned[:limit]
+
+
+def storable_json(value):
+    """``value`` (a job's result) with every string in it made storable."""
+    if isinstance(value, str):
+        return made_storable(value)
+    if isinstance(value, dict):
+        return {made_storable(str(key)): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value

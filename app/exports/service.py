@@ -113,8 +113,10 @@ def run(export_id: str) -> None:
 
     Each attempt writes a partial file of its own (named by its claim), so an
     attempt never touches another's, even one still running after losing its
-    lease; the finished file is renamed into place whole. Only the attempt that
-    still owns the job records the export's success and queues its email."""
+    lease. Only the attempt that still owns the job renames its file into place
+    (whole: a rename is atomic), records the export's success and queues its
+    email, all under one check of its claim (``_succeed``): an attempt that was
+    paused past its lease and taken over never replaces the new owner's file."""
     claim = attempts.current_claim.get()
     export = db.session.get(Export, export_id)
     if export is None:
@@ -134,12 +136,12 @@ def run(export_id: str) -> None:
             pg_copy.write_posts_csv(str(partial), user_id, progress.advance)
         else:
             WRITERS[fmt](str(partial), COLUMNS, progress.track(_post_batches(user_id)))
-        os.replace(partial, export_dir() / name)  # atomic: the file is whole or absent
+        size = partial.stat().st_size
+        message = durable.write(
+            _succeed, export_id, claim, partial, rows=progress.rows, size=size, name=name
+        )
     finally:
         partial.unlink(missing_ok=True)
-
-    size = (export_dir() / name).stat().st_size
-    message = durable.write(_succeed, export_id, claim, rows=progress.rows, size=size, name=name)
     if message is not None:
         outbox.publish(message)
 
@@ -152,22 +154,33 @@ def _mark_running(export_id: str) -> None:
     )
 
 
-def _succeed(export_id: str, claim, *, rows: int, size: int, name: str):
-    """The export succeeded, and its email is queued, in one transaction; the
-    message to publish once it is committed, or None when this attempt no
-    longer owns the job (or an earlier try of this write already committed)."""
-    owned = update(Export).where(Export.id == export_id, Export.status == "running")
+def _succeed(export_id: str, claim, partial: Path, *, rows: int, size: int, name: str):
+    """The export's file is put in place, the export succeeded and its email is
+    queued, in one transaction; the message to publish once it is committed, or
+    None when this attempt no longer owns the job (or an earlier try of this
+    write already committed).
+
+    The job's row is locked while its claim is checked (PostgreSQL; SQLite's
+    write lock is the database's), so no takeover commits between the check and
+    the rename. A try whose commit failed after the rename finds its file in
+    place already when it runs again."""
     if claim is not None:
-        owned = owned.where(
-            select(Job.id).where(Job.id == claim.job_id, Job.claim == claim.token).exists()
-        )
+        owner = db.session.execute(
+            select(Job.id)
+            .where(Job.id == claim.job_id, Job.claim == claim.token, Job.status == "running")
+            .with_for_update()
+        ).first()
+        if owner is None:
+            return None
     changed = db.session.execute(
-        owned.values(
-            status="succeeded", rows=rows, bytes=size, file_name=name, finished_at=utcnow()
-        )
+        update(Export)
+        .where(Export.id == export_id, Export.status == "running")
+        .values(status="succeeded", rows=rows, bytes=size, file_name=name, finished_at=utcnow())
     ).rowcount
     if not changed:
         return None
+    if partial.exists():
+        os.replace(partial, export_dir() / name)  # atomic: the file is whole or absent
     export = db.session.get(Export, export_id, populate_existing=True)
     email, job = _delivery_email(export)
     db.session.add(email)

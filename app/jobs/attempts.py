@@ -38,16 +38,38 @@ from sqlalchemy import (
     values,
 )
 
-from app.db import db, utcnow
+from app.db import clock, db, utcnow
 from app.jobs import kinds
+from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
 from app.models import Job, JobAttempt, Worker
+from app.text import made_storable, storable_json
 
 logger = logging.getLogger(__name__)
 
 
 class WorkerLost(Exception):
     """The worker running the job stopped (killed, or lost its lease) too often."""
+
+
+class OutcomeNotRecorded(PermanentError):
+    """The attempt ended, but the database refused to store how (an error no
+    retry fixes): the job is failed with this instead, so that it does not stay
+    ``running``. Not resent automatically: the attempt may have done its work."""
+
+
+class AttemptFenced(PermanentError):
+    """This attempt no longer owns its job (its lease expired and another attempt
+    took over, or its process cannot renew its lease): it must not act outside
+    the database. Its message is dead-lettered; the job belongs to the new owner."""
+
+
+class ClaimFailed(PermanentError):
+    """The database refused the job's claim with an error no retry fixes."""
+
+
+# Longest error type stored (the column holds 200).
+MAX_ERROR_TYPE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -68,8 +90,10 @@ class Claim:
 current_claim: ContextVar[Claim | None] = ContextVar("current_claim", default=None)
 
 
-def lease_is_live(now: datetime):
-    """True while the job's worker has renewed its lease."""
+def lease_is_live(now: datetime | None = None):
+    """True while the job's worker has renewed its lease, by the database's clock
+    (``app.db.clock``) unless ``now`` is given."""
+    now = clock() if now is None else now
     return exists().where(Worker.id == Job.worker_id, Worker.expires_at > now)
 
 
@@ -105,7 +129,7 @@ def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
         column("worker", String), name="wanted",
     ).data([(args[0], kw["series"], kw["token"], kw["worker_id"]) for args, kw in calls])
     wanted = wanted.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
-    takeover = (Job.status == "running") & ~lease_is_live(now)
+    takeover = (Job.status == "running") & ~lease_is_live()
     rows = db.session.execute(
         update(Job)
         .where(
@@ -190,6 +214,12 @@ def _owned(claim: Claim):
     return (Job.id == claim.job_id) & (Job.status == "running") & (Job.claim == claim.token)
 
 
+def still_owns(claim: Claim):
+    """A condition true while ``claim`` owns its job under a live lease: what an
+    attempt checks immediately before an effect outside the database."""
+    return exists().where(_owned(claim), lease_is_live())
+
+
 def succeed(claim: Claim, result=None) -> None:
     _succeed_all([((claim, result), {})])
 
@@ -198,7 +228,9 @@ def _succeed_all(calls: list[tuple[tuple, dict]]) -> list:
     """``succeed`` for every call at once, in two statements for all of them."""
     now = utcnow()
     claims = [args[0] for args, _ in calls]
-    results = [args[1] if len(args) > 1 else kw.get("result") for args, kw in calls]
+    results = [
+        storable_json(args[1] if len(args) > 1 else kw.get("result")) for args, kw in calls
+    ]
     owned = values(
         column("id", String), column("attempt", Integer), column("token", String),
         column("result", JSON), name="owned",
@@ -249,9 +281,7 @@ def fail_attempt(claim: Claim, error: BaseException, *, retry_at: datetime | Non
     """Record a failed attempt; the job goes to ``retrying`` until ``retry_at``,
     or to ``failed`` when there is none (and its kind's ``given_up`` hook runs)."""
     now = utcnow()
-    error_type = type(error).__name__
-    message = str(error)[:MAX_MESSAGE_CHARS]
-    trace = "".join(tb.format_exception(error))[-MAX_TRACEBACK_CHARS:]
+    error_type, message, trace = describe(error)
     _close_attempt(
         claim,
         outcome="failed",
@@ -273,6 +303,66 @@ def fail_attempt(claim: Claim, error: BaseException, *, retry_at: datetime | Non
         kinds.run_hook(claim.actor, "given_up", claim.job_id)
     outcome = "failed" if retry_at is None else f"will retry at {retry_at.isoformat()}"
     _log(claim, f"{outcome}: {error_type}" if changed else "failed, but its lease was taken over")
+
+
+def fail_unrecorded(claim: Claim, error: BaseException, *, hooks: bool = True) -> None:
+    """The outcome write of ``claim`` raised ``error``, which no retry fixes:
+    fail the job with OutcomeNotRecorded and a text that can always be stored,
+    so that it leaves ``running`` and says why. Without ``hooks``, the kind's
+    ``given_up`` hook is skipped (it may be what failed)."""
+    failure = OutcomeNotRecorded(
+        f"the attempt ended, but recording its outcome failed: {type(error).__name__}: {error}"
+    )
+    failure.__cause__ = error
+    now = utcnow()
+    error_type, message, trace = describe(failure)
+    _close_attempt(claim, outcome="failed", finished_at=now, error_type=error_type,
+                   error_message=message, traceback=trace)
+    changed = db.session.execute(
+        update(Job)
+        .where(_owned(claim))
+        .values(status="failed", finished_at=now, error_type=error_type, error_message=message)
+    ).rowcount
+    if changed and hooks:
+        kinds.run_hook(claim.actor, "given_up", claim.job_id)
+    _log(claim, f"failed: {error_type}" if changed else "failed, but its lease was taken over")
+
+
+def fail_unclaimable(job_id: str, error: BaseException) -> None:
+    """Claiming the job raised ``error``, which no retry fixes: fail it with
+    ClaimFailed, where a claim would have found it, so that it says why."""
+    now = utcnow()
+    error_type, message, _ = describe(
+        ClaimFailed(f"the job could not be claimed: {type(error).__name__}: {error}")
+    )
+    claimable = Job.status.in_(("queued", "retrying")) | (
+        (Job.status == "running") & ~lease_is_live()
+    )
+    actor = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(status="failed", finished_at=now, next_retry_at=None, error_type=error_type,
+                error_message=message)
+        .returning(Job.actor)
+    ).scalar()
+    if actor is None:
+        return
+    db.session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
+        .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
+    )
+    kinds.run_hook(actor, "given_up", job_id)
+    logger.info("job %s (%s) failed: %s", job_id, actor, message)
+
+
+def describe(error: BaseException) -> tuple[str, str, str]:
+    """An error's type, message and traceback, as they can always be stored."""
+    return (
+        made_storable(type(error).__name__, MAX_ERROR_TYPE_CHARS),
+        made_storable(str(error), MAX_MESSAGE_CHARS),
+        made_storable("".join(tb.format_exception(error))[-MAX_TRACEBACK_CHARS:]),
+    )
 
 
 def set_progress(claim: Claim, progress: int) -> None:

@@ -23,7 +23,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from app.db import utcnow
-from app.jobs import attempts, durable, state
+from app.jobs import attempts, durable, shutdown, state
 from app.jobs.workers import WorkerLease
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,22 @@ class JobState(Middleware):
         self.lease: WorkerLease | None = None
 
     def after_worker_boot(self, broker, worker):
+        shutdown.give_every_thread_the_whole_timeout()
         queues = [queue for queue in worker.consumers if queue != dq_name(queue)]
         self.lease = WorkerLease(self.app_context.app, queues)
         self.lease.start()
 
     def after_worker_shutdown(self, broker, worker):
-        if self.lease is not None:
-            self.lease.stop()
+        """Release the lease only once every worker thread has stopped: a thread
+        still running after the shutdown timeout dies with the process, and its
+        job is taken over when the lease expires, not while it still runs."""
+        if self.lease is None:
+            return
+        busy = sum(thread.is_alive() for thread in worker.workers)
+        if busy:
+            logger.warning("%d job(s) still running at the end of the shutdown timeout; "
+                           "they are taken over once this worker's lease expires", busy)
+        self.lease.stop(release=not busy)
 
     def before_nack(self, broker, message):
         """The worker dead-letters a message for an unknown actor before any
@@ -100,6 +109,7 @@ class JobState(Middleware):
 
     def before_process_message(self, broker, message):
         self._set_claim(None)
+        self._wait_for_lease(message)
         worker_id = self.lease.id if self.lease is not None else "unregistered"
         try:
             claim = durable.write(
@@ -113,10 +123,12 @@ class JobState(Middleware):
             logger.error("no job row for message %s; dead-lettering it", message.message_id)
             message.fail()
             raise SkipMessage() from None
-        except Exception:
-            # Not a database outage (durable.write waits those out): never run unclaimed.
-            logger.critical("could not claim job %s; dead-lettering", message.message_id,
+        except Exception as error:
+            # Not an outage (durable.write waits those out): never run unclaimed,
+            # and leave the job in a state that says why.
+            logger.critical("could not claim job %s; failing it", message.message_id,
                             exc_info=True)
+            self._write_fallback(attempts.fail_unclaimable, message.message_id, error)
             message.fail()
             raise SkipMessage() from None
         if claim is None:
@@ -142,7 +154,7 @@ class JobState(Middleware):
             return
         error = sys.exc_info()[1] or RuntimeError("attempt failed")
         retry_at = utcnow() + timedelta(milliseconds=delay)
-        durable.write(attempts.fail_attempt, claim, error, retry_at=retry_at)
+        self._record(claim, attempts.fail_attempt, claim, error, retry_at=retry_at)
         self._set_claim(None)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
@@ -151,11 +163,40 @@ class JobState(Middleware):
         if claim is None:  # not started, or the retry is already recorded
             return
         if exception is None:
-            durable.write(attempts.succeed, claim, result)
+            self._record(claim, attempts.succeed, claim, result)
         else:
             # Retries gave up (or the error is permanent), or could not publish
             # the retry; either way no further attempt is scheduled.
-            durable.write(attempts.fail_attempt, claim, exception, retry_at=None)
+            self._record(claim, attempts.fail_attempt, claim, exception, retry_at=None)
+
+    def _wait_for_lease(self, message) -> None:
+        """Claim nothing while this process's lease is not live (just booted with
+        the database away, or fenced): the message waits, unacked."""
+        if self.lease is None or self.lease.live():
+            return
+        logger.warning("worker lease not live; job %s waits until it is", message.message_id)
+        while not self.lease.wait_live(timeout=5) and not self.lease.stopped:
+            pass
+
+    def _record(self, claim: attempts.Claim, change, *args, **kwargs) -> None:
+        """Write an attempt's outcome; when the database refuses it for good,
+        fail the job with what can always be stored, so it never stays running."""
+        try:
+            durable.write(change, *args, **kwargs)
+        except Exception as error:
+            logger.error("job %s: its outcome could not be recorded; failing it",
+                         claim.job_id, exc_info=True)
+            if not self._write_fallback(attempts.fail_unrecorded, claim, error):
+                self._write_fallback(attempts.fail_unrecorded, claim, error, hooks=False)
+
+    @staticmethod
+    def _write_fallback(change, *args, **kwargs) -> bool:
+        try:
+            durable.write(change, *args, **kwargs)
+            return True
+        except Exception:
+            logger.critical("could not record the failure either", exc_info=True)
+            return False
 
     def after_skip_message(self, broker, message):
         self._set_claim(None)

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, select, update
 
-from app.db import db, utcnow
+from app.db import database_now, db
 from app.jobs import outbox
 from app.jobs.attempts import lease_is_live
 from app.models import Job, Worker
@@ -59,7 +59,8 @@ def grace() -> timedelta:
 
 
 def rescue_lost_jobs() -> int:
-    now, window = utcnow(), grace()
+    # Leases are timed by the database's clock (app.db.clock): so is the rescue.
+    now, window = database_now(), grace()
     cutoff = now - window
     serving, claimed = _workers(now, cutoff)
     if not serving:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db import db, utcnow
 from app.jobs import kinds
 from app.models import Job, new_id
+from app.text import made_storable
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ def fail_unrunnable(job_id: str, error: BaseException) -> None:
         .values(
             status="failed",
             finished_at=utcnow(),
-            error_type=type(error).__name__,
-            error_message=str(error)[:MAX_MESSAGE_CHARS],
+            error_type=made_storable(type(error).__name__, 200),
+            error_message=made_storable(str(error), MAX_MESSAGE_CHARS),
         )
         .returning(Job.actor)
     ).scalar()

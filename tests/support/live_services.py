@@ -104,9 +104,18 @@ def start_worker(worker_env, tmp_path):
     """Start worker processes; every one still running is stopped afterwards."""
     workers: list[WorkerProcess] = []
 
-    def start(*extra_modules: str, threads: int = 2, **env: str) -> WorkerProcess:
+    def start(
+        *extra_modules: str,
+        threads: int = 2,
+        args: tuple[str, ...] = (),
+        wait_ready: bool = True,
+        **env: str,
+    ) -> WorkerProcess:
         log = tmp_path / f"worker-{len(workers)}.log"
-        worker = WorkerProcess({**worker_env, **env}, log, *extra_modules, threads=threads)
+        worker = WorkerProcess(
+            {**worker_env, **env}, log, *extra_modules, threads=threads, args=args,
+            wait_ready=wait_ready,
+        )
         workers.append(worker)
         return worker
 

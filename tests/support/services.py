@@ -132,6 +132,25 @@ class PostgresDatabase:
     def url(self, host: str = "127.0.0.1", port: int = 5432) -> str:
         return f"postgresql+psycopg://postgres@{host}:{port}/{self.name}"
 
+    def set_read_only(self, read_only: bool) -> None:
+        """Make every new session read-only (or writable again) and end the open
+        ones, as a primary being demoted (or a new one promoted) would."""
+        value = "on" if read_only else "off"
+        self._admin.execute(
+            f"ALTER DATABASE {self.name} SET default_transaction_read_only = {value}"
+        )
+        self._admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self.name,),
+        )
+
+    def connect(self):
+        """A connection of the test's own to this database (not autocommit)."""
+        import psycopg
+
+        return psycopg.connect(self.url().replace("+psycopg", ""), connect_timeout=3)
+
     def drop(self) -> None:
         self._admin.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
         self._admin.close()

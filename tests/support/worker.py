@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,7 +17,15 @@ READY = "Worker process is ready for action."
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, *extra_modules: str, threads: int = 2):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *extra_modules: str,
+        threads: int = 2,
+        args: tuple[str, ...] = (),
+        wait_ready: bool = True,
+    ):
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop)
         # Dramatiq's Prometheus exporter: a port and a metrics directory of its own,
@@ -40,6 +49,7 @@ class WorkerProcess:
             "1",
             "--threads",
             str(threads),
+            *args,
         ]
         self.process = subprocess.Popen(
             command,
@@ -49,7 +59,8 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_ready()
+        if wait_ready:
+            self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -67,8 +78,20 @@ class WorkerProcess:
         self.process.wait(timeout=10)
         self._log.close()
 
+    def pause(self) -> None:
+        """SIGSTOP every process of the worker: a paused VM, a long GC, swapping."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
     def stop(self) -> None:
         if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGCONT)  # a paused worker cannot stop
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
