@@ -6,10 +6,9 @@ import os
 import sys
 from datetime import timedelta
 
-from app import db
+from app.db import utcnow as _real
 
 AHEAD = timedelta(seconds=float(os.environ.get("CLOCK_AHEAD_S", "120")))
-_real = db.utcnow
 
 
 def _ahead():
