@@ -35,6 +35,9 @@ _INTS = {
     "JOB_LEASE_S": 60,
     # Seconds an SMTP connection may wait for the server before the attempt fails.
     "MAIL_TIMEOUT": 30,
+    # Seconds to wait for the reply to the end of DATA, by when the server may
+    # have the whole message; RFC 5321 §4.5.3.2.6 asks for 10 minutes.
+    "MAIL_DATA_TIMEOUT": 600,
     # Seconds a worker thread keeps its SMTP connection open for the next email
     # (0: a new connection for every email).
     "MAIL_KEEPALIVE_S": 30,

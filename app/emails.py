@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,7 +37,13 @@ class AttachmentMissing(PermanentError):
 # Failures that a resend cannot fix either (job.error_type holds the class name).
 PERMANENT_ERRORS = tuple(
     error.__name__
-    for error in (EmailNotFound, smtp.RecipientRefused, smtp.MessageRefused, AttachmentMissing)
+    for error in (
+        EmailNotFound,
+        smtp.RecipientRefused,
+        smtp.MessageRefused,
+        smtp.DeliveryUnconfirmed,  # the server may have it: a person decides
+        AttachmentMissing,
+    )
 )
 
 
@@ -150,11 +157,14 @@ def _mail_domain() -> str:
     return address.rpartition("@")[2].strip("> ") or "localhost"
 
 
-def deliver(email_id: str) -> None:
+def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -> None:
     """Send the email unless it is already recorded as sent, which makes a
     redelivered message harmless. The Message-ID header is the same on every
     attempt, so a receiving server can also drop a duplicate when a worker dies
-    between the SMTP server's acceptance and the ``sent_at`` write."""
+    between the SMTP server's acceptance and the ``sent_at`` write.
+
+    ``before_data`` goes to ``smtp.send``: called right before the message
+    itself is sent, it may raise to stop the send."""
     email = db.session.get(Email, email_id)
     if email is None:
         raise EmailNotFound(email_id)
@@ -170,7 +180,7 @@ def deliver(email_id: str) -> None:
     # with the job's success (``mark_sent``, in the same commit): no write of
     # its own, and no transaction open while the SMTP server is talking.
     db.session.rollback()
-    smtp.send(message)
+    smtp.send(message, before_data=before_data)
 
 
 def count_attempt(job_ids: list[str]) -> None:

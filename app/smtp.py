@@ -1,21 +1,40 @@
-"""Talking to the SMTP server: a connection with a timeout, and its replies sorted
-into those a later attempt may get past and those it cannot.
+"""Talking to the SMTP server: a connection with a timeout, the mail transaction,
+and its replies sorted into those a later attempt may get past and those it cannot.
 
 Flask-Mail 0.10 opens ``smtplib.SMTP(host, port)`` without a timeout, and
 Dramatiq's TimeLimit cannot interrupt a blocking read, so a server that accepts
 and never answers would hold a worker thread for good. Every socket operation
-here waits at most ``MAIL_TIMEOUT`` seconds; a timeout is an ordinary failed
-attempt, retried later.
+here waits at most ``MAIL_TIMEOUT`` seconds, and a timeout is an ordinary failed
+attempt, retried later; all but one. Once the whole message and its final "."
+are written, the server may already have it, and RFC 5321 §4.5.3.2.6 gives it
+10 minutes to answer: that reply alone waits ``MAIL_DATA_TIMEOUT``, and when it
+never comes the attempt fails with DeliveryUnconfirmed, which is not retried,
+since a retry could deliver a second copy.
+
+The transaction is ``smtplib.SMTP.sendmail``'s, step by step, so that the wait
+for that reply can have a timeout of its own and a caller can check, right
+before DATA, that it may still send (``before_data``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import smtplib
 import threading
 import time
+from collections.abc import Callable, Sequence
 
+from dramatiq.middleware import TimeLimitExceeded
 from flask import current_app
-from flask_mail import Connection, Message
+from flask_mail import (
+    BadHeaderError,
+    Connection,
+    Message,
+    email_dispatched,
+    sanitize_address,
+    sanitize_addresses,
+)
 
 from app.jobs.errors import PermanentError
 
@@ -26,6 +45,24 @@ class RecipientRefused(PermanentError):
 
 class MessageRefused(PermanentError):
     """The SMTP server refused the message for good (a 5xx reply)."""
+
+
+class DeliveryUnconfirmed(PermanentError):
+    """The SMTP server received the whole message and never answered its end.
+
+    It may have accepted the message: sending again could deliver a second
+    copy, and sending nothing could lose it. Only a person can tell (from the
+    recipient, or the server's logs), so the job fails, is not retried and is
+    not resent by the schedule; an admin retries it by hand if it never arrived.
+    """
+
+    def __init__(self, cause: BaseException):
+        super().__init__(
+            f"the SMTP server received the whole message but did not answer its end"
+            f" ({cause or type(cause).__name__}): it may have the message, so it is not"
+            " sent again automatically; an admin must decide, and retry it by hand from"
+            " the admin page if it never arrived"
+        )
 
 
 class SMTPTemporaryError(Exception):
@@ -40,7 +77,8 @@ FIXABLE_5XX = frozenset({530, 534, 535, 538, 552})
 
 
 class TimedConnection(Connection):
-    """Flask-Mail's connection, with ``MAIL_TIMEOUT`` on every socket operation."""
+    """Flask-Mail's connection, with ``MAIL_TIMEOUT`` on every socket operation
+    and the mail transaction of ``_transaction`` in place of ``sendmail``."""
 
     def configure_host(self) -> smtplib.SMTP:
         timeout = current_app.config["MAIL_TIMEOUT"]
@@ -52,6 +90,134 @@ class TimedConnection(Connection):
         if self.mail.username and self.mail.password:
             host.login(self.mail.username, self.mail.password)
         return host
+
+    def send(
+        self,
+        message: Message,
+        envelope_from: str | tuple[str, str] | None = None,
+        *,
+        before_data: Callable[[], object] | None = None,
+    ) -> None:
+        """Flask-Mail's ``Connection.send``, line for line but for the
+        transaction: the same checks, envelope, bytes, signal and reconnection
+        after ``MAIL_MAX_EMAILS``. Without a host (``MAIL_SUPPRESS_SEND``)
+        ``before_data`` is still called, so a caller's check holds there too."""
+        assert message.send_to, "No recipients have been added"
+        assert message.sender, (
+            "The message does not specify a sender and a default sender has not been configured"
+        )
+        if message.has_bad_headers():
+            raise BadHeaderError
+        if message.date is None:
+            message.date = time.time()
+        if self.host is not None:
+            _transaction(
+                self.host,
+                sanitize_address(envelope_from or message.sender),
+                list(sanitize_addresses(message.send_to)),
+                message.as_bytes(),
+                message.mail_options,
+                message.rcpt_options,
+                before_data=before_data,
+            )
+        elif before_data is not None:
+            before_data()
+        email_dispatched.send(current_app._get_current_object(), message=message)
+        self.num_emails += 1
+        if self.num_emails == self.mail.max_emails:
+            self.num_emails = 0
+            if self.host:
+                self.host.quit()
+                self.host = self.configure_host()
+
+
+def _transaction(
+    host: smtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    content: bytes,
+    mail_options: Sequence[str],
+    rcpt_options: Sequence[str],
+    *,
+    before_data: Callable[[], object] | None,
+) -> None:
+    """``smtplib.SMTP.sendmail`` (Python 3.11), with ``before_data`` called
+    between the last RCPT and DATA, and ``_data`` for DATA. It raises what
+    sendmail raises, for the same replies: SMTPSenderRefused,
+    SMTPRecipientsRefused (every recipient refused, or a 421), SMTPDataError;
+    recipients refused among accepted ones are ignored, as Flask-Mail ignores
+    sendmail's answer."""
+    host.ehlo_or_helo_if_needed()
+    options = []
+    if host.does_esmtp:
+        if host.has_extn("size"):
+            options.append(f"size={len(content)}")
+        options.extend(mail_options)
+    code, reply = host.mail(sender, options)
+    if code != 250:
+        _close_or_reset(host, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused = {}
+    for recipient in recipients:
+        code, reply = host.rcpt(recipient, rcpt_options)
+        if code not in (250, 251):
+            refused[recipient] = (code, reply)
+        if code == 421:
+            host.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(recipients):
+        _reset(host)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if before_data is not None:
+        try:
+            before_data()
+        except BaseException:
+            _reset(host)  # the caller drops the connection as after any error
+            raise
+    code, reply = _data(host, content)
+    if code != 250:
+        _close_or_reset(host, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _data(host: smtplib.SMTP, content: bytes) -> tuple[int, bytes]:
+    """``smtplib.SMTP.data`` for bytes (which it sends as they are, line ends
+    included, with leading dots doubled), waiting ``MAIL_DATA_TIMEOUT`` for the
+    reply to the final "." and raising DeliveryUnconfirmed when none comes."""
+    host.putcmd("data")
+    code, reply = host.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = re.sub(rb"(?m)^\.", b"..", content)
+    if stuffed[-2:] != b"\r\n":
+        stuffed += b"\r\n"
+    host.send(stuffed + b".\r\n")
+    # Written whole: from here on the server may have the message.
+    host.sock.settimeout(current_app.config["MAIL_DATA_TIMEOUT"])
+    try:
+        return host.getreply()
+    except (smtplib.SMTPServerDisconnected, TimeLimitExceeded) as error:
+        # A timeout or a dropped connection (getreply reports both as
+        # SMTPServerDisconnected), or the actor's time limit, which Python
+        # delivers only once the blocking read returns: no reply either way.
+        raise DeliveryUnconfirmed(error) from error
+    finally:
+        if host.sock is not None:  # getreply closes it on an error
+            host.sock.settimeout(host.timeout)
+
+
+def _reset(host: smtplib.SMTP) -> None:
+    """RSET, whatever comes of it: the connection is dropped next anyway."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        host.rset()
+
+
+def _close_or_reset(host: smtplib.SMTP, code: int) -> None:
+    """What sendmail does after a refusal: a 421 means the server is closing."""
+    if code == 421:
+        host.close()
+    else:
+        _reset(host)
 
 
 class _Kept(threading.local):
@@ -66,10 +232,17 @@ _kept = _Kept()
 CHECK_AFTER_IDLE_S = 1.0
 
 
-def send(message: Message) -> None:
+def send(message: Message, *, before_data: Callable[[], object] | None = None) -> None:
     """Send one message, raising RecipientRefused or MessageRefused for a
     refusal no retry can change and SMTPTemporaryError for one it may.
-    Connection errors and timeouts propagate as they are, and are retried.
+    Connection errors and timeouts propagate as they are, and are retried;
+    but once the whole message was written, a missing reply is
+    DeliveryUnconfirmed, which is not.
+
+    ``before_data`` is called once the server has accepted the sender and the
+    recipients, right before DATA: the last moment at which nothing has been
+    delivered. If it raises, the transaction is reset, the connection dropped,
+    and its exception propagates as it is.
 
     Each worker thread keeps its connection open for its next message, for up
     to ``MAIL_KEEPALIVE_S`` idle seconds (0: a connection per message): opening
@@ -78,11 +251,11 @@ def send(message: Message) -> None:
     mail = current_app.extensions["mail"]
     if mail.suppress:  # MAIL_SUPPRESS_SEND: Flask-Mail records instead of sending
         with TimedConnection(mail) as connection:
-            connection.send(message)
+            connection.send(message, before_data=before_data)
         return
     connection = _connection()
     try:
-        connection.send(message)
+        connection.send(message, before_data=before_data)
     except smtplib.SMTPRecipientsRefused as error:
         _drop()
         codes = [code for code, _ in error.recipients.values()]

@@ -1,5 +1,5 @@
 """A real SMTP server (aiosmtpd) that records what it accepts and can be told to
-refuse, to stall, or to stop listening."""
+refuse, to stall, to keep a message it answers late, or to stop listening."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ class Recorder:
         self.reply: str | None = None  # e.g. "451 try later": refuse the message
         self.rcpt_reply: str | None = None  # e.g. "550 no such user": refuse the recipient
         self.delay_s = 0.0  # seconds to wait before answering DATA: a slow server
+        # True: record the message as soon as its content arrived, then wait
+        # ``delay_s`` and answer, as a server that delivers and answers late does.
+        # False: a client gone before the answer gets nothing recorded.
+        self.keep_when_late = False
         self.sessions = 0  # greetings (EHLO/HELO) received: one per connection
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -34,18 +38,26 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.keep_when_late:
+            # Kept before the wait: aiosmtpd cancels this handler when the client goes.
+            self._record(envelope)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.reply is not None:
             return self.reply
+        if self.keep_when_late:
+            return "250 OK"
         if server.transport is None or server.transport.is_closing():
             return "421 the client went away"  # no 250 was sent: not accepted
+        self._record(envelope)
+        return "250 OK"
+
+    def _record(self, envelope) -> None:
         with self.arrived:
             self.messages.append(
                 email.message_from_bytes(envelope.original_content or envelope.content)
             )
             self.arrived.notify_all()
-        return "250 OK"
 
     def message_ids(self) -> list[str]:
         return [message["Message-ID"] for message in self.messages]
