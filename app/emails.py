@@ -42,6 +42,7 @@ PERMANENT_ERRORS = tuple(
         smtp.RecipientRefused,
         smtp.MessageRefused,
         smtp.DeliveryUnconfirmed,  # the server may have it: a person decides
+        attempts.OutcomeNotRecorded,  # it may have been sent: likewise
         AttachmentMissing,
     )
 )

@@ -48,7 +48,9 @@ KINDS = {
             "send_email",
             "emails",
             "EMAIL_MAX_RETRIES",
-            10 * 60 * 1000,
+            # Above MAIL_DATA_TIMEOUT (600 s) and a few MAIL_TIMEOUTs: the limit must
+            # not interrupt the wait for the server's answer to the end of DATA.
+            20 * 60 * 1000,
             claimed="app.emails:count_attempt",
             succeeded="app.emails:mark_sent",
         ),
