@@ -7,7 +7,8 @@ import time
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InternalError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import db
 from app.jobs import durable
@@ -115,3 +116,78 @@ def test_a_transient_error_is_waited_out_and_the_write_committed_once(table):
     with app.app_context():
         assert durable.write(flaky) == 7
     assert (len(tries), _rows(app)) == (3, [7])
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str):
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (InternalError("UPDATE", {}, _PgError("25006")), durable.ErrorKind.OUTAGE),  # read-only
+        (OperationalError("UPDATE", {}, _PgError("57P01")), durable.ErrorKind.OUTAGE),
+        (OperationalError("UPDATE", {}, _PgError("40P01")), durable.ErrorKind.OUTAGE),
+        (PoolTimeout("every connection busy"), durable.ErrorKind.OUTAGE),
+        (OperationalError("UPDATE", {}, _PgError("55P03")), durable.ErrorKind.STUCK),
+        (OperationalError("UPDATE", {}, _PgError("57014")), durable.ErrorKind.STUCK),
+        (DataError("UPDATE", {}, _PgError("22021")), durable.ErrorKind.PERMANENT),  # a NUL
+        (IntegrityError("INSERT", {}, _PgError("23505")), durable.ErrorKind.PERMANENT),
+        (UnicodeEncodeError("utf-8", "\udc80", 0, 1, "surrogate"), durable.ErrorKind.PERMANENT),
+    ],
+)
+def test_errors_are_sorted_into_outages_stuck_writes_and_the_rest(error, kind):
+    assert durable.classify(error) is kind
+
+
+def test_a_stuck_write_is_retried_on_its_own_while_the_others_commit(table):
+    app = table
+    tries, others = [], {}
+    released = threading.Event()
+
+    def stuck():
+        tries.append(1)
+        if not released.is_set():
+            raise OperationalError("UPDATE", {}, _PgError("55P03"))
+        return _insert(100)
+
+    def run(key, change, *args):
+        with app.app_context():
+            others[key] = durable.write(change, *args)
+
+    first = threading.Thread(target=run, args=(100, stuck))
+    first.start()
+    wait_for = time.monotonic() + 10
+    while not tries and time.monotonic() < wait_for:
+        time.sleep(0.01)
+    threads = [threading.Thread(target=run, args=(k, _insert, k)) for k in range(1, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert others == {1: 1, 2: 2, 3: 3}  # committed while the stuck one still waits
+    assert first.is_alive()
+    released.set()
+    first.join(10)
+    assert others[100] == 100 and _rows(app) == [1, 2, 3, 100]
+
+
+def test_an_error_of_the_writer_itself_fails_the_batch_and_the_write_runs_again(
+    table, monkeypatch
+):
+    app = table
+    run_all, failed = durable._run_all, []
+
+    def faulty(batch):
+        if not failed:
+            failed.append(1)
+            raise KeyboardInterrupt("not an Exception: no change's handler takes it")
+        return run_all(batch)
+
+    monkeypatch.setattr(durable, "_run_all", faulty)
+    with app.app_context():
+        assert durable.write(_insert, 5) == 5
+        assert durable.write(_insert, 6) == 6  # the writer went on
+    assert (failed, _rows(app)) == ([1], [5, 6])
