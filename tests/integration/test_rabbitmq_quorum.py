@@ -5,8 +5,6 @@ admin's retry of a dead-lettered job."""
 
 from __future__ import annotations
 
-import asyncio
-import email
 import os
 import signal
 
@@ -18,6 +16,7 @@ import broker as broker_module
 from app.db import db
 from app.models import Job
 from tests.support.audit import audit
+from tests.support.held_smtp import hold
 from tests.support.jobs import job, wait_status
 from tests.support.worker import wait_until
 
@@ -131,19 +130,6 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(
     assert smtp_server.messages == []
 
 
-def _hold(recorder, held: set[str]) -> None:
-    """The SMTP server answers DATA for a subject only once it leaves ``held``."""
-    answer = recorder.handle_DATA
-
-    async def handle_DATA(server, session, envelope):
-        subject = email.message_from_bytes(envelope.original_content or envelope.content)
-        while subject["Subject"] in held:
-            await asyncio.sleep(0.05)
-        return await answer(server, session, envelope)
-
-    recorder.handle_DATA = handle_DATA
-
-
 def _stop_gracefully(worker, held: set[str], running: str) -> None:
     """SIGTERM the worker while its one thread sends ``running``; once the worker
     has begun shutting down (its threads take nothing new), let that finish."""
@@ -160,7 +146,7 @@ def test_graceful_restarts_with_a_prefetched_message_do_not_use_up_its_delivery_
 ):
     # Given workers of one thread each, kept busy by emails the SMTP server holds
     held = {"A", "C", "D"}
-    _hold(smtp_server.recorder, held)
+    hold(smtp_server.recorder, held)
     user_headers, _ = user_and_admin_headers
     client = live_app.test_client()
 
