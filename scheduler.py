@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import DBAPIError
 
 from app import create_app
+from app.db import db
 from app.scheduling import lease, ticks
 from app.scheduling.schedules import SCHEDULES
 
@@ -77,6 +79,27 @@ class Leader:
         logger.info("%s gave up the lease", self.holder)
 
 
+def ensure_rows_patiently(*, first_wait_s: float = 0.5, max_wait_s: float = 15) -> None:
+    """``ticks.ensure_rows``, tried again with backoff while the database is
+    unreachable or read-only (a failover in progress): start-up waits it out
+    instead of crashing. Each failed try drops the pooled connections, since a
+    connection opened while the database was read-only stays read-only."""
+    wait_s = first_wait_s
+    while True:
+        try:
+            ticks.ensure_rows()
+            return
+        except DBAPIError as error:
+            db.session.rollback()
+            db.engine.dispose()
+            logger.warning(
+                "database not writable yet (%s); trying again in %.1fs",
+                str(error.orig).strip().splitlines()[0], wait_s,
+            )
+        time.sleep(wait_s)
+        wait_s = min(wait_s * 2, max_wait_s)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # APScheduler logs two INFO lines per run ("Running job", "executed
@@ -85,7 +108,7 @@ def main() -> None:
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     app = create_app()
     with app.app_context():
-        ticks.ensure_rows()
+        ensure_rows_patiently()
         intervals = {schedule.name: schedule.interval_s for schedule in SCHEDULES}
     leader = Leader(app, ttl_s=app.config["SCHEDULER_LEASE_S"])
     scheduler = BlockingScheduler(timezone=UTC)

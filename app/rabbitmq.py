@@ -17,25 +17,51 @@ the next one that answers.
 - dead-lettering is ``at-least-once`` (which wants ``x-overflow: reject-publish``):
   RabbitMQ keeps a rejected message until the dead-letter queue confirms it, so
   a leader change cannot drop a dead letter;
-- the work queue has ``x-delivery-limit``: a message whose consumer keeps dying
-  (a job that crashes or OOM-kills its worker) is dead-lettered after
-  ``BROKER_DELIVERY_LIMIT`` such returns instead of looping for ever. On its
-  last delivery ``DeliveryLimit`` fails the job with that reason rather than run
-  it again, so the job shows ``failed`` and the message lands in ``.XQ``.
+- the work queue has ``x-delivery-limit``, which RabbitMQ 3.10 counts on every
+  return of a message, not only on a crash: the prefetched messages a worker
+  hands back when it stops gracefully count too. So the limit does not decide
+  whether a job fails; the job database does, counting only crashes (a
+  ``running`` job whose lease expired is taken over, which counts as a retry,
+  and fails with ``WorkerLost`` once its retries are spent:
+  ``attempts.start_attempt``). On a message's last allowed delivery
+  (``x-delivery-count`` at the limit) the consumer publishes a fresh copy (same
+  id, series and retries, count 0) and acknowledges this one, before any worker
+  thread sees it: a delivery that never started an attempt brings no job nearer
+  to failing, and RabbitMQ never dead-letters a message merely for restarts.
+  Should that publish fail, the delivery runs as it is; if it comes back once
+  more, RabbitMQ dead-letters it to ``.XQ`` and the rescue (app/jobs/rescue.py)
+  republishes its job, which is ``queued`` or ``running`` with an expired lease.
   The delay queue has no limit: a worker only holds delayed messages, never runs
-  them, and restarts for a deployment must not dead-letter a pending retry.
+  them.
+
+The consumer (both queue types) acknowledges by delivery tag only on the channel
+that delivered the message. Dramatiq opens a new channel after a connection
+error, whose tags start again at 1, and would otherwise acknowledge a message of
+the old channel with its old tag on the new one: that is, some other message.
+RabbitMQ requeued the old channel's unacknowledged messages when it closed, so
+their acks are dropped (logged at info).
+
+``enqueue_within`` bounds a publish in total (connecting, a blocked connection
+during a broker alarm, Dramatiq's six attempts): the web gives up after a few
+seconds and leaves the job to the relay (app/jobs/outbox.py), instead of holding
+a request for a minute.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+import logging
 import random
+import time
 
+import dramatiq
 import pika
 from dramatiq.brokers import rabbitmq as dramatiq_rabbitmq
-from dramatiq.common import xq_name
-from dramatiq.middleware import Middleware, MiddlewareError
+from dramatiq.common import dq_name, xq_name
+from dramatiq.errors import ConnectionClosed
 
-from app.jobs.errors import PermanentError
+logger = logging.getLogger(__name__)
 
 # Fail fast when a node is unreachable: a web request must not hang on it, and
 # with several nodes the next one is tried at once.
@@ -74,13 +100,73 @@ def cluster_parameters(url: str, *, shuffle: bool = True) -> list[pika.URLParame
     return parameters
 
 
-class DeliveryLimitReached(PermanentError, MiddlewareError):
-    """The message's consumer died on each of its deliveries. A MiddlewareError,
-    so the broker lets it out of ``before_process_message`` and the worker treats
-    it as the attempt's outcome."""
+class PublishTimeout(ConnectionClosed):
+    """``enqueue_within`` ran out of time. Not a pika error, so Dramatiq's
+    enqueue does not retry it."""
 
 
-class QuorumRabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker):
+class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker):
+    """Dramatiq's broker, with the consumer below and publishes bounded in time."""
+
+    @property
+    def consumer_class(self):
+        return _Consumer
+
+    def enqueue_within(self, message: dramatiq.Message, seconds: float) -> dramatiq.Message:
+        """``enqueue``, giving up with ``PublishTimeout`` (or a pika error) once
+        ``seconds`` have passed in total."""
+        self.state.deadline = time.monotonic() + seconds
+        self.state.budget = seconds
+        try:
+            return self.enqueue(message)
+        finally:
+            self.state.deadline = None
+
+    def _get_connection(self):
+        deadline = getattr(self.state, "deadline", None)
+        if deadline is None:
+            return _DRAMATIQ_CONNECTION.fget(self)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PublishTimeout(f"not published within {self.state.budget}s")
+        bound = getattr(self.state, "bound", None)
+        if getattr(self.state, "connection", None) is not None and (
+            bound is None or bound > self.state.budget
+        ):
+            del self.connection  # opened without a bound: it would wait its full timeouts
+        if getattr(self.state, "connection", None) is None:
+            connection = pika.BlockingConnection(
+                parameters=_bounded(self.parameters, remaining)
+            )
+            self.state.connection, self.state.bound = connection, remaining
+            self.connections.add(connection)
+        return self.state.connection
+
+    def _del_connection(self):
+        _DRAMATIQ_CONNECTION.fdel(self)
+        self.state.bound = None
+
+    connection = property(_get_connection, fdel=_del_connection)
+
+
+_DRAMATIQ_CONNECTION = dramatiq_rabbitmq.RabbitmqBroker.connection
+
+
+def _bounded(parameters, seconds: float):
+    """Copies of ``parameters`` whose connect, socket and blocked-connection
+    timeouts end within ``seconds`` (shared among the nodes tried in turn)."""
+    nodes = parameters if isinstance(parameters, list) else [parameters]
+    share = seconds / len(nodes)
+    bounded = []
+    for node in nodes:
+        node = copy.copy(node)
+        for name in ("blocked_connection_timeout", "socket_timeout", "stack_timeout"):
+            setattr(node, name, min(getattr(node, name) or share, share))
+        bounded.append(node)
+    return bounded if isinstance(parameters, list) else bounded[0]
+
+
+class QuorumRabbitmqBroker(RabbitmqBroker):
     """Declares the work, delay and dead-letter queues as quorum queues."""
 
     def __init__(self, *, delivery_limit: int, **options):
@@ -88,11 +174,6 @@ class QuorumRabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker):
         if self.max_priority:
             raise ValueError("quorum queues have no priorities: leave max_priority unset")
         self.delivery_limit = delivery_limit
-        self.add_middleware(DeliveryLimit(delivery_limit))
-
-    @property
-    def consumer_class(self):
-        return _HeaderKeepingConsumer
 
     def _build_queue_arguments(self, queue_name):
         # Used for the work queue and its delay queue; see _declare_dq_queue.
@@ -123,39 +204,73 @@ class QuorumRabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker):
         )
 
 
-class DeliveryLimit(Middleware):
-    """On the last delivery RabbitMQ allows, fail the job instead of running it.
+class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
+    """Dramatiq's consumer, that
 
-    Appended after ``JobState``, so the attempt is open and the error lands in
-    the job's history; ``DeliveryLimitReached`` is a ``PermanentError``, so
-    Retries does not retry and the message is dead-lettered."""
+    - acknowledges a message only on the channel that delivered it (each
+      consumer is one channel; Dramatiq makes a new one after a connection error);
+    - keeps ``x-delivery-count`` (Dramatiq drops a delivery's properties), which
+      quorum queues set to the number of times the message came back;
+    - renews a message on its last delivery allowed by ``x-delivery-limit``.
+    """
 
-    def __init__(self, limit: int):
-        self.limit = limit
-
-    def before_process_message(self, broker, message):
-        returned = getattr(message, "delivery_count", 0)
-        if self.limit and returned >= self.limit:
-            raise DeliveryLimitReached(
-                f"delivered {returned + 1} times; its worker stopped during each of the "
-                f"first {returned} (x-delivery-limit {self.limit})"
-            )
-
-
-class _HeaderKeepingConsumer(dramatiq_rabbitmq._RabbitmqConsumer):
-    """Dramatiq drops a delivery's properties; keep ``x-delivery-count``, which
-    quorum queues set to the number of times the message came back."""
+    _channels = itertools.count(1)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.channel_number = next(self._channels)
         self.iterator = _Remembering(self.iterator)
+        limit = getattr(self.broker, "delivery_limit", 0)
+        self.delivery_limit = 0 if self.queue_name == dq_name(self.queue_name) else limit
 
     def __next__(self):
         message = super().__next__()
-        if message is not None:
-            headers = getattr(self.iterator.properties, "headers", None) or {}
-            message.delivery_count = int(headers.get("x-delivery-count", 0))
+        if message is None:
+            return None
+        message.channel_number = self.channel_number
+        headers = getattr(self.iterator.properties, "headers", None) or {}
+        message.delivery_count = int(headers.get("x-delivery-count", 0))
+        if self.delivery_limit and message.delivery_count >= self.delivery_limit:
+            return self._renew(message)
         return message
+
+    def _renew(self, message):
+        """Publish a fresh copy of the message (x-delivery-count 0) and
+        acknowledge this delivery, which RabbitMQ would dead-letter were it to
+        come back once more."""
+        try:
+            self.broker.enqueue(message.copy())
+        except Exception:
+            logger.warning(
+                "could not renew message %s at its delivery limit; running it as it is",
+                message.message_id, exc_info=True,
+            )
+            return message
+        logger.info(
+            "message %s came back %d times (x-delivery-limit %d): published a fresh copy",
+            message.message_id, message.delivery_count, self.delivery_limit,
+        )
+        super().ack(message)
+        return None
+
+    def ack(self, message):
+        if self._current(message, "ack"):
+            super().ack(message)
+
+    def nack(self, message):
+        if self._current(message, "nack"):
+            super().nack(message)
+
+    def _current(self, message, action: str) -> bool:
+        number = getattr(message, "channel_number", None)
+        if number == self.channel_number:
+            return True
+        logger.info(
+            "not sending the %s of message %s: it came on channel #%s, which is gone "
+            "(RabbitMQ requeued it then); this is #%d",
+            action, message.message_id, number, self.channel_number,
+        )
+        return False
 
 
 class _Remembering:
@@ -171,6 +286,14 @@ class _Remembering:
         return method, self.properties, body
 
 
+def enqueue_within(broker: dramatiq.Broker, message: dramatiq.Message, seconds: float):
+    """Publish ``message``, giving up after ``seconds`` where the broker can
+    (RabbitMQ); other brokers (the StubBroker) just enqueue."""
+    if isinstance(broker, RabbitmqBroker):
+        return broker.enqueue_within(message, seconds)
+    return broker.enqueue(message)
+
+
 def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int):
     """The broker for ``BROKER_URL``: publisher confirms on, so a published
     message is one RabbitMQ has taken responsibility for."""
@@ -179,7 +302,7 @@ def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int):
             confirm_delivery=True, middleware=middleware, delivery_limit=delivery_limit
         )
     elif queue_type == "classic":
-        broker = dramatiq_rabbitmq.RabbitmqBroker(confirm_delivery=True, middleware=middleware)
+        broker = RabbitmqBroker(confirm_delivery=True, middleware=middleware)
     else:
         raise ValueError(f"BROKER_QUEUE_TYPE must be classic or quorum, not {queue_type!r}")
     parameters = cluster_parameters(url)

@@ -18,6 +18,7 @@ import dramatiq
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from app import rabbitmq
 from app.db import db, utcnow
 from app.jobs import state
 from app.models import Job
@@ -25,6 +26,10 @@ from app.models import Job
 logger = logging.getLogger(__name__)
 
 RELAY_BATCH = 500
+# How long a request may spend publishing its job, in total, before it leaves the
+# job to the relay: a broker alarm (publishes blocked) or an unreachable broker
+# must not hold a request past its time (gunicorn's is 30 s).
+REQUEST_PUBLISH_S = 3.0
 
 
 def get_broker() -> dramatiq.Broker:
@@ -56,14 +61,15 @@ def commit_and_publish(*jobs: Job) -> None:
     published but its message never was: the rescue (app/jobs/rescue.py) finds
     it like any message lost later, after a grace window instead of a relay
     interval. The messages are built first, so publishing touches no database
-    transaction."""
+    transaction. Each publish gives up after ``REQUEST_PUBLISH_S``, so that a
+    request answers at once while the broker is blocked or away."""
     now = utcnow()
     for job in jobs:
         job.published_at = now
     messages = [message_for(job) for job in jobs]
     db.session.commit()
     for message in messages:
-        if not _enqueue(message):
+        if not _enqueue(message, within=REQUEST_PUBLISH_S):
             _unpublished(message.message_id, now)
 
 
@@ -72,18 +78,23 @@ def publish(message: dramatiq.Message) -> bool:
     confirmed it, and its ``published_at`` is set.
 
     Never raises for a broker fault: the row is safe in the database and the
-    relay will publish it when the broker is back."""
+    relay will publish it when the broker is back. Not bounded like a request's
+    publish: Dramatiq's own retries may wait up to a minute for a blocked broker
+    (the relay, which calls this, runs in the scheduler, on no one's request)."""
     if not _enqueue(message):
         return False
     state.mark_published(message.message_id)
     return True
 
 
-def _enqueue(message: dramatiq.Message) -> bool:
+def _enqueue(message: dramatiq.Message, *, within: float | None = None) -> bool:
     broker = get_broker()
     try:
         broker.declare_queue(message.queue_name)
-        broker.enqueue(message)
+        if within is None:
+            broker.enqueue(message)
+        else:
+            rabbitmq.enqueue_within(broker, message, within)
     except Exception:
         logger.warning(
             "job %s not published; the relay will retry", message.message_id, exc_info=True

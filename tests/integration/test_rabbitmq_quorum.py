@@ -1,8 +1,12 @@
 """Quorum queues (``BROKER_QUEUE_TYPE=quorum``, app/rabbitmq.py) on the local
 RabbitMQ node, with real workers: retries through the quorum delay queue, dead
-letters, the delivery limit, and an admin's retry of a dead-lettered job."""
+letters, the delivery limit (which graceful restarts must not use up), and an
+admin's retry of a dead-lettered job."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import dramatiq
 import pika
@@ -11,6 +15,8 @@ import pytest
 import broker as broker_module
 from app.db import db
 from app.models import Job
+from tests.support.audit import audit
+from tests.support.held_smtp import hold
 from tests.support.jobs import job, wait_status
 from tests.support.worker import wait_until
 
@@ -118,10 +124,68 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(
     # Then it fails with the reason, instead of killing worker after worker
     wait_status(live_app, ids["job_id"], "failed")
     found = job(live_app, ids["job_id"])
-    assert found.error_type in ("WorkerLost", "DeliveryLimitReached")
+    assert found.error_type == "WorkerLost"  # counted by the database, not by RabbitMQ
     outcomes = [a.outcome for a in found.history]
     assert outcomes[-1] == "failed" and set(outcomes[:-1]) == {"interrupted"}
     assert smtp_server.messages == []
+
+
+def _stop_gracefully(worker, held: set[str], running: str) -> None:
+    """SIGTERM the worker while its one thread sends ``running``; once the worker
+    has begun shutting down (its threads take nothing new), let that finish."""
+    # To the main process only, which passes it on: a second SIGTERM kills.
+    os.kill(worker.process.pid, signal.SIGTERM)
+    wait_until(lambda: "Shutting down..." in worker.log_path.read_text(errors="replace"),
+               message="the worker shutting down")
+    held.discard(running)
+    worker.process.wait(timeout=30)
+
+
+def test_graceful_restarts_with_a_prefetched_message_do_not_use_up_its_delivery_limit(
+    live_app, quorum_broker, vhost, quorum_worker, smtp_server, user_and_admin_headers
+):
+    # Given workers of one thread each, kept busy by emails the SMTP server holds
+    held = {"A", "C", "D"}
+    hold(smtp_server.recorder, held)
+    user_headers, _ = user_and_admin_headers
+    client = live_app.test_client()
+
+    def send(subject: str) -> str:
+        body = {"to": f"{subject.lower()}@example.com", "subject": subject, "body": "hi"}
+        return client.post("/api/emails", json=body, headers=user_headers).json["job_id"]
+
+    def prefetched(job_id: str) -> bool:  # delivered to a worker, not started
+        return vhost.message_count("emails") == 0 and job(live_app, job_id).status == "queued"
+
+    def start():
+        return quorum_worker(threads="1", MAIL_TIMEOUT="60")
+
+    first = start()
+    a = send("A")
+    wait_status(live_app, a, "running")
+    b = send("B")
+    wait_until(lambda: prefetched(b), message="B in the first worker's prefetch buffer")
+
+    # When the worker holding B is stopped gracefully twice (a rolling restart),
+    # each time while a newer worker, busy with another email, takes B over
+    second = start()
+    c = send("C")
+    wait_status(live_app, c, "running")
+    _stop_gracefully(first, held, "A")
+    wait_until(lambda: prefetched(b), message="B in the second worker's prefetch buffer")
+    third = start()
+    d = send("D")
+    wait_status(live_app, d, "running")
+    _stop_gracefully(second, held, "C")
+    held.discard("D")
+
+    # Then B, back RabbitMQ's limit of times though it never started, runs once
+    wait_status(live_app, b, "succeeded")
+    assert [attempt.outcome for attempt in job(live_app, b).history] == ["succeeded"]
+    assert "published a fresh copy" in third.log_path.read_text(errors="replace")
+    wait_until(lambda: vhost.message_count("emails") == 0, message="the queue drained")
+    assert vhost.message_count("emails.XQ") == 0
+    assert audit(live_app, smtp_server)["delivered"] == 4
 
 
 def _move_dead_letters(vhost, queue: str) -> None:

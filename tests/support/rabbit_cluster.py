@@ -5,7 +5,8 @@ shares that user's Erlang cookie with the others and with ``rabbitmqctl``), with
 its own node name, AMQP and distribution ports, a config file whose
 ``listeners.tcp.local`` names its port (the system-wide file pins 5672), and data
 and log directories under a temporary directory owned by ``rabbitmq``. Nodes 2
-and 3 then ``join_cluster`` node 1. ``remove()`` kills every node and deletes its
+and 3 then ``join_cluster`` node 1. ``RabbitCluster(1)`` is a private single
+node, e.g. for a test that raises a broker alarm. ``remove()`` kills every node and deletes its
 files; call it in a ``finally``.
 """
 
@@ -125,6 +126,11 @@ class ClusterNode:
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+
+    def set_memory_alarm(self, on: bool) -> None:
+        """Raise the memory alarm (a watermark of 0: every publish is blocked),
+        or clear it (the configured watermark again). This node's own setting only."""
+        self.ctl("set_vm_memory_high_watermark", "0" if on else "0.2", timeout=30)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
