@@ -132,3 +132,17 @@ def test_cancelled_job_is_skipped(app, stub_broker, stub_worker, flaky_actor):
 
     assert flaky_actor["count"] == 0
     assert _job(app, job_id).status == "cancelled"
+
+
+def test_a_worker_whose_writer_makes_no_progress_stops_renewing_its_lease(app, monkeypatch):
+    from app.jobs import durable
+    from app.jobs.workers import WorkerLease, WriterStalled
+
+    lease = WorkerLease(app, ["emails"])
+    lease.renew()
+    assert lease.live()
+    monkeypatch.setattr(durable, "stalled_for", lambda _app: 3600.0)
+    with pytest.raises(WriterStalled):
+        lease.renew()
+    lease.stop()
+    assert not lease.live()

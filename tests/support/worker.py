@@ -92,7 +92,9 @@ class WorkerProcess:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGCONT)  # a paused worker cannot stop
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # The main process alone: it passes SIGTERM on to its worker process,
+            # which takes a second one as "kill now".
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
