@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.audit import audit
 from tests.support.held_smtp import hold
-from tests.support.jobs import job, wait_status
+from tests.support.jobs import outcomes, wait_status
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -68,5 +68,5 @@ def test_an_ack_from_before_a_reconnect_does_not_ack_a_message_of_the_new_channe
     assert vhost.message_count("emails") == 0
     assert not logged("not in known tags")
     for job_id in (old, new):
-        assert [a.outcome for a in job(live_app, job_id).history] == ["succeeded"]
+        assert outcomes(live_app, job_id) == ["succeeded"]
     assert audit(live_app, smtp_server)["delivered"] == 3

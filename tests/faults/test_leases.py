@@ -13,7 +13,7 @@ from app.db import database_now, db
 from app.models import JobAttempt, Worker
 from tests.support.audit import audit
 from tests.support.claims import claim
-from tests.support.jobs import all_in, job, send_emails
+from tests.support.jobs import all_in, job, outcomes, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -75,7 +75,7 @@ def test_worker_whose_clock_runs_ahead_does_not_take_over_a_live_lease(
         db.session.commit()
     start_scheduler(**proxies.env)
     wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=40)
-    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == [
+    assert outcomes(live_app, sent["job_id"]) == [
         "interrupted",
         "succeeded",
     ]

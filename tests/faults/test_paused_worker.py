@@ -17,7 +17,7 @@ from app.db import db
 from app.models import Export
 from app.seed import seed_posts
 from tests.support.audit import audit
-from tests.support.jobs import all_in, every_job_is, job, send_emails
+from tests.support.jobs import all_in, every_job_is, job, outcomes, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -56,7 +56,7 @@ def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners
         export = db.session.get(Export, created["export_id"])
         assert export.rows == 2000
     assert len(json.loads((export_dir / export.file_name).read_text())) == 2000
-    assert [a.outcome for a in job(live_app, created["job_id"]).history] == [
+    assert outcomes(live_app, created["job_id"]) == [
         "interrupted",
         "succeeded",
     ]
@@ -94,7 +94,7 @@ def test_worker_paused_mid_email_past_its_lease_sends_no_second_copy(
     wait_until(lambda: "AttemptFenced" in paused.log(), timeout=30, message="the stale attempt")
 
     # Then the stale attempt sent nothing: one copy, and the history of a takeover
-    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == [
+    assert outcomes(live_app, sent["job_id"]) == [
         "interrupted",
         "succeeded",
     ]

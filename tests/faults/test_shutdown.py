@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.support.audit import audit
-from tests.support.jobs import all_in, job, send_emails
+from tests.support.jobs import all_in, outcomes, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -40,7 +40,7 @@ def test_sigterm_with_eight_busy_threads_lets_every_job_finish_within_the_timeou
 
     # Then every job finished before the worker exited: one attempt each, each sent once
     for job_id in job_ids:
-        assert [a.outcome for a in job(live_app, job_id).history] == ["succeeded"]
+        assert outcomes(live_app, job_id) == ["succeeded"]
     assert "still running at the end of the shutdown timeout" not in worker.log()
     counts = audit(live_app, smtp_server)
     assert (counts["emails"], counts["delivered"]) == (8, 8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.audit import audit
-from tests.support.jobs import all_in, job, send_emails
+from tests.support.jobs import all_in, job, outcomes, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -21,7 +21,7 @@ def test_smtp_server_that_never_answers_fails_the_attempt_within_mail_timeout(
 
     # Then the attempt fails on the timeout and the job is retried
     def failed_once():
-        return [a.outcome for a in job(live_app, sent["job_id"]).history][:1] == ["failed"]
+        return outcomes(live_app, sent["job_id"])[:1] == ["failed"]
 
     wait_until(failed_once, timeout=20, message="the first attempt to time out")
     first = job(live_app, sent["job_id"]).history[0]

@@ -16,7 +16,7 @@ from app.db import db
 from app.maintenance.cleanup import remove_stray_files
 from app.seed import seed_posts
 from tests.support.audit import audit
-from tests.support.jobs import all_in, email_attempts, every_job_is, job, send_emails
+from tests.support.jobs import all_in, email_attempts, every_job_is, outcomes, send_emails
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -40,7 +40,7 @@ def test_worker_killed_while_the_smtp_server_decides_is_taken_over_and_sends_onc
 
     # Then the job is taken over once its lease expired, and the email sent once
     wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=40)
-    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == [
+    assert outcomes(live_app, sent["job_id"]) == [
         "interrupted",
         "succeeded",
     ]
@@ -62,7 +62,7 @@ def test_worker_killed_after_its_success_was_committed_sends_nothing_again(
     time.sleep(2)  # room for the copy to run, were it going to
 
     # Then the copy found the job finished: one attempt, sent once
-    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == ["succeeded"]
+    assert outcomes(live_app, sent["job_id"]) == ["succeeded"]
     assert audit(live_app, smtp_server)["delivered"] == 1
 
 
@@ -91,7 +91,7 @@ def test_worker_killed_mid_export_is_taken_over_and_the_file_is_whole(
     # Then the export is taken over, completes once, and its file is whole
     job_ids = [created["job_id"]]
     wait_until(lambda: all_in(live_app, job_ids, "succeeded"), timeout=60, message="export")
-    assert [a.outcome for a in job(live_app, created["job_id"]).history] == [
+    assert outcomes(live_app, created["job_id"]) == [
         "interrupted",
         "succeeded",
     ]
@@ -138,5 +138,5 @@ def test_sigterm_lets_the_running_job_finish_before_the_worker_exits(
     worker.process.wait(timeout=30)
 
     # Then it finished the job first: one attempt, sent once
-    assert [a.outcome for a in job(live_app, sent["job_id"]).history] == ["succeeded"]
+    assert outcomes(live_app, sent["job_id"]) == ["succeeded"]
     assert audit(live_app, smtp_server)["delivered"] == 1

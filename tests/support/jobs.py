@@ -52,3 +52,8 @@ def wait_status(app, job_id: str, status: str, timeout: float = 40) -> None:
     from tests.support.worker import wait_until
 
     wait_until(lambda: job(app, job_id).status == status, timeout=timeout, message=status)
+
+
+def outcomes(app, job_id: str) -> list[str]:
+    """The outcome of each of the job's attempts, in order."""
+    return [attempt.outcome for attempt in job(app, job_id).history]
