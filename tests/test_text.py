@@ -40,3 +40,8 @@ def test_a_data_error_the_driver_raises_becomes_a_422(app, client, user, monkeyp
 
     assert response.status_code == 422
     assert response.get_json()["error"]
+
+
+def test_made_storable_drops_nuls_and_lone_surrogates_and_cuts_to_the_limit():
+    assert text.made_storable("451 a\x00b\udc80c later", 9) == "451 abc l"
+    assert text.storable_json({"k\x00": ["v\x00", 1, None]}) == {"k": ["v", 1, None]}

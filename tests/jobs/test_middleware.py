@@ -146,3 +146,26 @@ def test_a_worker_whose_writer_makes_no_progress_stops_renewing_its_lease(app, m
         lease.renew()
     lease.stop()
     assert not lease.live()
+
+
+@pytest.fixture()
+def unstorable_actor(stub_broker):
+    """An actor whose result no JSON column can hold."""
+
+    @dramatiq.actor(queue_name="tests", max_retries=0)
+    def unstorable():
+        return {"handle": object()}
+
+    yield
+    del stub_broker.actors["unstorable"]
+
+
+def test_an_outcome_the_database_refuses_fails_the_job_and_says_why(
+    app, stub_broker, stub_worker, unstorable_actor
+):
+    job_id = _enqueue(app, actor="unstorable", max_retries=0)
+    _drain(stub_broker, stub_worker)
+
+    job = _job(app, job_id)
+    assert (job.status, job.error_type) == ("failed", "OutcomeNotRecorded")
+    assert [(a.outcome, a.error_type) for a in job.history] == [("failed", "OutcomeNotRecorded")]
