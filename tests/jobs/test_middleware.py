@@ -169,3 +169,25 @@ def test_an_outcome_the_database_refuses_fails_the_job_and_says_why(
     job = _job(app, job_id)
     assert (job.status, job.error_type) == ("failed", "OutcomeNotRecorded")
     assert [(a.outcome, a.error_type) for a in job.history] == [("failed", "OutcomeNotRecorded")]
+
+
+def test_a_claim_the_database_refuses_fails_the_job_and_says_why(
+    app, stub_broker, stub_worker, flaky_actor, monkeypatch
+):
+    from app.jobs import attempts
+
+    run_hook = attempts.kinds.run_hook
+
+    def refusing(actor, hook, *job_ids):
+        if hook == "claimed":
+            raise ValueError("the claimed hook refused")
+        return run_hook(actor, hook, *job_ids)
+
+    monkeypatch.setattr(attempts.kinds, "run_hook", refusing)
+    job_id = _enqueue(app)
+    _drain(stub_broker, stub_worker)
+
+    job = _job(app, job_id)
+    assert (job.status, job.error_type) == ("failed", "ClaimFailed")
+    assert "the claimed hook refused" in job.error_message
+    assert flaky_actor["count"] == 0  # never run unclaimed
