@@ -16,6 +16,7 @@ from app.jobs import control, outbox
 from app.jobs.listing import newest_first
 from app.models import JOB_STATUSES, Job, User
 from app.scheduling import status
+from app.text import printable
 
 users_cli = AppGroup("users", help="Manage users.")
 jobs_cli = AppGroup("jobs", help="Inspect and move background jobs.")
@@ -52,10 +53,11 @@ def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
         query = query.where(Job.actor == actor)
     for job in db.session.scalars(newest_first(query, limit=limit)):
         error = f"  {job.error_type}: {job.error_message}" if job.error_type else ""
-        click.echo(
+        # Error texts come from outside (SMTP replies): no escape codes reach the terminal.
+        click.echo(printable(
             f"{job.id}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<9}  "
             f"{job.actor:<20}  attempts={job.attempts}{error}"
-        )
+        ))
 
 
 @jobs_cli.command("retry")
@@ -130,10 +132,10 @@ def list_schedules() -> None:
         warning = (
             f"  WARNING: has not run for over {2 * row['interval_s']}s" if row["stale"] else ""
         )
-        click.echo(
+        click.echo(printable(
             f"{row['name']:<22} every {row['interval_s']:>5}s  last {last}  "
             f"next {row['next_run_at']:%Y-%m-%d %H:%M:%S}  {row['last_outcome']}{warning}"
-        )
+        ))
 
 
 def register_cli(app: Flask) -> None:

@@ -204,6 +204,10 @@ class QuorumRabbitmqBroker(RabbitmqBroker):
         )
 
 
+# The largest message a worker takes: this application's carry ids (a few hundred bytes).
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
 class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
     """Dramatiq's consumer, that
 
@@ -228,6 +232,12 @@ class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
         if message is None:
             return None
         message.channel_number = self.channel_number
+        if self.iterator.body_size > MAX_MESSAGE_BYTES:
+            # Messages carry ids only: a large one was not made by this application.
+            logger.error("message %.64s is %d bytes (at most %d); dead-lettering it",
+                         message.message_id, self.iterator.body_size, MAX_MESSAGE_BYTES)
+            super().nack(message)
+            return None
         headers = getattr(self.iterator.properties, "headers", None) or {}
         message.delivery_count = int(headers.get("x-delivery-count", 0))
         if self.delivery_limit and message.delivery_count >= self.delivery_limit:
@@ -277,12 +287,14 @@ class _Remembering:
     def __init__(self, iterator):
         self.iterator = iterator
         self.properties = None
+        self.body_size = 0
 
     def __iter__(self):
         return self
 
     def __next__(self):
         method, self.properties, body = next(self.iterator)
+        self.body_size = len(body) if body else 0
         return method, self.properties, body
 
 

@@ -54,3 +54,9 @@ def storable_json(value):
     if isinstance(value, list | tuple):
         return [storable_json(item) for item in value]
     return value
+
+
+def printable(value: str, limit: int = 500) -> str:
+    """``value`` for one line of a terminal: control characters (escape codes among
+    them) shown as ``?``, cut to ``limit`` characters."""
+    return _LINE_BREAKING.sub("?", value)[:limit]

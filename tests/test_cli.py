@@ -69,3 +69,15 @@ def test_jobs_list_shows_newest_first_and_filters(app):
     assert first_id not in only_exports and second_id in only_exports
     bad = runner.invoke(args=["jobs", "list", "--status", "bogus"])
     assert bad.exit_code != 0
+
+
+def test_jobs_list_passes_no_terminal_escape_codes(app):
+    with app.app_context():
+        job = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+        job.status, job.error_type = "failed", "SMTPTemporaryError"
+        job.error_message = "451 \x1b]0;owned\x07\x1b[2J gone\nsecond line"
+        db.session.commit()
+    output = app.test_cli_runner().invoke(args=["jobs", "list"]).output
+
+    assert "\x1b" not in output and "\x07" not in output
+    assert len(output.splitlines()) == 1 and "451 ?]0;owned??[2J gone?second line" in output

@@ -236,3 +236,18 @@ def test_outside_a_budget_a_thread_opens_connections_with_the_configured_timeout
     assert (bounded.blocked_connection_timeout, bounded.stack_timeout) == (2.0, 2.0)
     assert (broker.parameters.blocked_connection_timeout, broker.parameters.stack_timeout) == (
         10, 5)
+
+
+def test_a_message_larger_than_any_this_application_makes_is_dead_lettered_unrun(channels):
+    broker = rabbitmq.RabbitmqBroker(middleware=[])
+    method, properties, _ = _delivery(1, "huge")
+    huge = dramatiq.Message(
+        queue_name="emails", actor_name="send_email", args=("x" * 100_000,), kwargs={},
+        options={}, message_id="huge",
+    ).encode()
+    channel = _Channel([(method, properties, huge), _delivery(2, "small")])
+    channels.append(channel)
+    consumer = _consumer(broker)
+
+    assert next(consumer) is None and channel.nacked == [1]
+    assert next(consumer).message_id == "small"

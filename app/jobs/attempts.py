@@ -17,6 +17,7 @@ worker (new, requeued, cancelled) are in ``app/jobs/state.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback as tb
@@ -28,7 +29,9 @@ from sqlalchemy import (
     JSON,
     Integer,
     String,
+    Text,
     case,
+    cast,
     column,
     exists,
     insert,
@@ -64,6 +67,10 @@ class AttemptFenced(PermanentError):
     the database. Its message is dead-lettered; the job belongs to the new owner."""
 
 
+class MessageMismatch(PermanentError):
+    """A message whose actor or arguments are not its job row's: the row is the truth."""
+
+
 class ClaimFailed(PermanentError):
     """The database refused the job's claim with an error no retry fixes."""
 
@@ -97,8 +104,20 @@ def lease_is_live(now: datetime | None = None):
     return exists().where(Worker.id == Job.worker_id, Worker.expires_at > now)
 
 
-def start_attempt(job_id: str, *, series: int, worker_id: str, token: str) -> Claim | None:
+def start_attempt(
+    job_id: str,
+    *,
+    series: int,
+    worker_id: str,
+    token: str,
+    actor: str | None = None,
+    args: list | None = None,
+) -> Claim | None:
     """Move the job to ``running``, owned by ``worker_id``, and open its next attempt.
+
+    The row says what the job does: a message whose ``actor`` or ``args`` (when
+    given) disagree with it claims nothing and raises MessageMismatch (a
+    hand-crafted message cannot send another email, or fail another job).
 
     Returns the claim, or None when the message must not run: the job is
     finished, cancelled, running under a live lease, or was retried by hand since
@@ -112,7 +131,8 @@ def start_attempt(job_id: str, *, series: int, worker_id: str, token: str) -> Cl
     connection blip, a dead letter moved back) race for it; one changes the row.
     """
     [outcome] = _start_attempts(
-        [((job_id,), {"series": series, "worker_id": worker_id, "token": token})]
+        [((job_id,), {"series": series, "worker_id": worker_id, "token": token,
+                      "actor": actor, "args": args})]
     )
     if isinstance(outcome, Exception):
         raise outcome
@@ -126,8 +146,13 @@ def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
     now = utcnow()
     wanted = values(
         column("id", String), column("series", Integer), column("token", String),
-        column("worker", String), name="wanted",
-    ).data([(args[0], kw["series"], kw["token"], kw["worker_id"]) for args, kw in calls])
+        column("worker", String), column("actor", String), column("args", String),
+        name="wanted",
+    ).data([
+        (args[0], kw["series"], kw["token"], kw["worker_id"], kw.get("actor"),
+         _args_text(kw.get("args")))
+        for args, kw in calls
+    ])
     wanted = wanted.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
     takeover = (Job.status == "running") & ~lease_is_live()
     rows = db.session.execute(
@@ -135,6 +160,8 @@ def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
         .where(
             Job.id == wanted.c.id,
             Job.series == wanted.c.series,
+            wanted.c.actor.is_(None) | (Job.actor == wanted.c.actor),
+            wanted.c.args.is_(None) | (cast(Job.args, Text) == wanted.c.args),
             or_(Job.status.in_(("queued", "retrying")), takeover),
         )
         .values(
@@ -175,9 +202,9 @@ def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
         claim = claimed.get(args[0])
         if claim is None or claim.token != kw["token"]:
             try:
-                results.append(_claimed_before(args[0], kw["token"]))
-            except JobNotFound as missing:
-                results.append(missing)
+                results.append(_claimed_before(args[0], kw))
+            except (JobNotFound, MessageMismatch) as refused:
+                results.append(refused)
         elif claim.retries > claim.max_retries:
             error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
             fail_attempt(claim, error, retry_at=None)
@@ -194,9 +221,11 @@ def _start_attempts(calls: list[tuple[tuple, dict]]) -> list:
 start_attempt.many = _start_attempts
 
 
-def _claimed_before(job_id: str, token: str) -> Claim | None:
+def _claimed_before(job_id: str, call: dict) -> Claim | None:
     """No row changed: the job is not runnable, unless this very claim was
-    committed by an earlier try whose commit reply was lost."""
+    committed by an earlier try whose commit reply was lost; or the message
+    disagrees with the row."""
+    token = call["token"]
     row = db.session.execute(
         select(Job.actor, Job.attempts, Job.retries, Job.max_retries, Job.published_at).where(
             Job.id == job_id, Job.claim == token, Job.status == "running"
@@ -205,9 +234,19 @@ def _claimed_before(job_id: str, token: str) -> Claim | None:
     if row is not None:
         return Claim(job_id, row.actor, row.attempts, token, row.retries, row.max_retries,
                      row.published_at)
-    if db.session.execute(select(Job.id).where(Job.id == job_id)).scalar() is None:
+    job = db.session.execute(select(Job.actor, Job.args).where(Job.id == job_id)).first()
+    if job is None:
         raise JobNotFound(job_id)
+    if call.get("actor") not in (None, job.actor) or (
+        call.get("args") is not None and list(call["args"]) != job.args
+    ):
+        raise MessageMismatch(f"the message for job {job_id} names another actor or arguments")
     return None
+
+
+def _args_text(args) -> str | None:
+    """A job's arguments as its JSON column stores them (SQLAlchemy's json.dumps)."""
+    return None if args is None else json.dumps(list(args))
 
 
 def _owned(claim: Claim):

@@ -104,7 +104,8 @@ class JobState(Middleware):
             durable.write(
                 state.fail_unrunnable,
                 message.message_id,
-                ActorNotFound(f"no actor named {message.actor_name!r}"),
+                message.actor_name,
+                ActorNotFound(f"no actor named {message.actor_name[:100]!r}"),
             )
 
     def before_process_message(self, broker, message):
@@ -118,9 +119,12 @@ class JobState(Middleware):
                 series=message.options.get("series", 0),
                 worker_id=worker_id,
                 token=uuid.uuid4().hex,
+                actor=message.actor_name,
+                args=list(message.args),
             )
-        except state.JobNotFound:
-            logger.error("no job row for message %s; dead-lettering it", message.message_id)
+        except (state.JobNotFound, attempts.MessageMismatch) as refused:
+            logger.error("message %s refused (%s); dead-lettering it", message.message_id,
+                         type(refused).__name__)
             message.fail()
             raise SkipMessage() from None
         except Exception as error:

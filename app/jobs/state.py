@@ -71,12 +71,13 @@ def new_job(
     return job
 
 
-def fail_unrunnable(job_id: str, error: BaseException) -> None:
+def fail_unrunnable(job_id: str, actor_name: str, error: BaseException) -> None:
     """A message that can never run (its actor is unknown): fail its job, if any,
-    without an attempt."""
+    without an attempt, when the row itself names that actor (a message naming
+    another actor than its row's fails nothing)."""
     actor = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "retrying")))
+        .where(Job.id == job_id, Job.actor == actor_name, Job.status.in_(("queued", "retrying")))
         .values(
             status="failed",
             finished_at=utcnow(),

@@ -191,3 +191,31 @@ def test_a_claim_the_database_refuses_fails_the_job_and_says_why(
     assert (job.status, job.error_type) == ("failed", "ClaimFailed")
     assert "the claimed hook refused" in job.error_message
     assert flaky_actor["count"] == 0  # never run unclaimed
+
+
+def test_a_message_whose_arguments_disagree_with_its_row_runs_nothing_and_is_dead_lettered(
+    app, stub_broker, stub_worker, flaky_actor
+):
+    with app.app_context():
+        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        db.session.commit()
+        forged = outbox.message_for(job).copy(args=("someone-elses-email",))
+    stub_broker.enqueue(forged)
+    _drain(stub_broker, stub_worker)
+
+    assert flaky_actor["count"] == 0
+    assert _job(app, job.id).status == "queued"  # left for its real message
+    assert [m.message_id for m in stub_broker.dead_letters] == [job.id]
+
+
+def test_a_message_naming_an_unknown_actor_fails_no_job_of_another_actor(
+    app, stub_broker, stub_worker, flaky_actor
+):
+    with app.app_context():
+        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        db.session.commit()
+        forged = outbox.message_for(job).copy(actor_name="no_such_actor")
+    stub_broker.enqueue(forged)
+    _drain(stub_broker, stub_worker)
+
+    assert _job(app, job.id).status == "queued"
