@@ -18,20 +18,48 @@ from app.models import Export
 from app.seed import seed_posts
 from tests.support.audit import audit
 from tests.support.jobs import all_in, every_job_is, job, outcomes, send_emails
+from tests.support.proxy import TcpProxy
+from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 
+class _BrokerProxy:
+    def __init__(self, proxy: TcpProxy, url: str):
+        self.proxy, self.url = proxy, url
+
+
+@pytest.fixture()
+def own_broker_proxy(vhost):
+    """A broker proxy of the paused worker's own, so that its connection can be
+    dropped as RabbitMQ would drop a paused machine's (missed heartbeats), and
+    no rescued copy waits in the paused worker's prefetch buffer."""
+    made: list[TcpProxy] = []
+
+    def make() -> _BrokerProxy:
+        proxy = TcpProxy(RABBITMQ_HOST, RABBITMQ_PORT).start()
+        made.append(proxy)
+        return _BrokerProxy(proxy, vhost.url(port=proxy.port))
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
 def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners_file(
-    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers
+    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers,
+    own_broker_proxy,
 ):
     with live_app.app_context():
         user_id = db.session.scalar(db.text("SELECT id FROM users"))
         seed_posts(user_id, 2000)
     export_dir = Path(live_app.config["EXPORT_DIR"])
     # Given a worker writing a JSON export slowly (a fresh query per batch)
-    paused = start_worker("tests.support.slow_export", **proxies.env)
+    paused_broker = own_broker_proxy()
+    paused = start_worker(
+        "tests.support.slow_export", **{**proxies.env, "BROKER_URL": paused_broker.url}
+    )
     created = (
         live_app.test_client()
         .post("/api/exports", json={"kind": "posts", "format": "json"}, headers=headers)
@@ -42,14 +70,16 @@ def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners
     # When it is paused past its lease, another worker takes the export over and
     # finishes it, more posts are written, and then the paused worker resumes
     paused.pause()
+    paused_broker.proxy.stop()  # RabbitMQ notices a paused VM's connection is gone
     start_worker(**proxies.env)
     start_scheduler(**proxies.env)
-    wait_until(lambda: every_job_is(live_app, "succeeded"), timeout=90, message="taken over")
+    wait_until(lambda: every_job_is(live_app, "succeeded"), timeout=60, message="taken over")
     with live_app.app_context():
         seed_posts(user_id, 500)
     paused.resume()
     wait_until(lambda: not list((export_dir / ".partial").glob("*")), timeout=60,
                message="the resumed attempt to end")
+    paused.kill()  # its part is over; it cannot reach the broker to stop gracefully
 
     # Then the file is the new owner's (as many rows as the export says), emailed once
     with live_app.app_context():
@@ -65,7 +95,8 @@ def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners
 
 
 def test_worker_paused_mid_email_past_its_lease_sends_no_second_copy(
-    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers
+    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers,
+    own_broker_proxy,
 ):
     # Given an SMTP server that takes 4 s to accept the first recipient
     recorder = smtp_server.recorder
@@ -78,20 +109,23 @@ def test_worker_paused_mid_email_past_its_lease_sends_no_second_copy(
         return await accept_recipient(server, session, envelope, address, options)
 
     recorder.handle_RCPT = slow_first_rcpt
-    paused = start_worker(**{**proxies.env, "MAIL_TIMEOUT": "30"})
+    paused_broker = own_broker_proxy()
+    paused = start_worker(
+        **{**proxies.env, "MAIL_TIMEOUT": "30", "BROKER_URL": paused_broker.url}
+    )
     [sent] = send_emails(live_app, headers, 1)
     wait_until(asked.is_set, message="the first RCPT")
 
     # When the worker is paused before DATA, past its lease; another worker takes
     # the email over and sends it; then the paused worker resumes (its RCPT answered)
     paused.pause()
+    paused_broker.proxy.stop()
     start_worker(**proxies.env)
     start_scheduler(**proxies.env)
-    # (A rescued copy may land in the paused worker's prefetch buffer: the next
-    # rescue comes a backed-off grace window later.)
-    wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=90)
+    wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=60)
     paused.resume()
     wait_until(lambda: "AttemptFenced" in paused.log(), timeout=30, message="the stale attempt")
+    paused.kill()  # its part is over; it cannot reach the broker to stop gracefully
 
     # Then the stale attempt sent nothing: one copy, and the history of a takeover
     assert outcomes(live_app, sent["job_id"]) == [
