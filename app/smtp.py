@@ -32,6 +32,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from email.utils import parseaddr
 
 from dramatiq.middleware import TimeLimitExceeded
 from flask import Flask, current_app
@@ -339,6 +340,7 @@ def send(message: Message, *, before_data: Callable[[], object] | None = None) -
     to ``MAIL_KEEPALIVE_S`` idle seconds (0: a connection per message): opening
     one costs more than sending a small email. After any error the connection
     is dropped, so a retry starts on a fresh one."""
+    _refuse_non_ascii_recipients(message)
     mail = current_app.extensions["mail"]
     if mail.suppress:  # MAIL_SUPPRESS_SEND: Flask-Mail records instead of sending
         with TimedConnection(mail) as connection:
@@ -366,6 +368,21 @@ def send(message: Message, *, before_data: Callable[[], object] | None = None) -
         _kept.last_used = time.monotonic()
     else:
         _drop()
+
+
+def _refuse_non_ascii_recipients(message: Message) -> None:
+    """An address whose local part is not ASCII can only travel with SMTPUTF8
+    (RFC 6531), which this client does not speak: no attempt could ever send
+    it, so it is refused for good before connecting. (A non-ASCII domain is
+    fine: it goes out in its IDNA form.)"""
+    for recipient in message.send_to:
+        address = recipient[1] if isinstance(recipient, tuple) else parseaddr(recipient)[1]
+        local_part = address.rpartition("@")[0] or address
+        if not local_part.isascii():
+            raise RecipientRefused(
+                f"{address}: its local part (before the @) is not ASCII, which needs"
+                " SMTPUTF8, and this mail client does not support it"
+            )
 
 
 def _connection() -> TimedConnection:
