@@ -11,7 +11,9 @@ import pytest
 from flask_mail import Message
 
 from app import create_app, emails, smtp
+from app.db import db
 from app.jobs.errors import PermanentError
+from app.models import Job
 from tests.support.tls import TestCA, TlsSmtpServer, self_signed
 
 USER, PASSWORD = "mailer", "s3cret-smtp-password"
@@ -182,6 +184,39 @@ def test_an_unverified_server_fails_the_attempt_for_a_retry_not_for_good():
     # The operator fixes the certificate or the settings; the retries then deliver.
     assert not issubclass(smtp.TLSNotVerified, PermanentError)
     assert smtp.TLSNotVerified.__name__ not in emails.PERMANENT_ERRORS
+
+
+@pytest.fixture()
+def smtp_server(untrusted):
+    """For the shared ``app`` fixture: the server it sends to presents a self-signed certificate."""
+    server = TlsSmtpServer(untrusted, implicit=False).start()
+    yield server
+    server.stop()
+
+
+def test_an_email_to_an_unverified_server_is_retried_and_never_sends_the_password(
+    app, client, user, stub_broker, stub_worker, smtp_server
+):
+    # Given the app sending with STARTTLS and credentials to a self-signed server
+    mail = app.extensions["mail"]
+    mail.use_tls, mail.username, mail.password = True, USER, PASSWORD
+    response = client.post(
+        "/api/emails", json={"to": "kim@example.com", "subject": "Hi", "body": "b"}, headers=user[1]
+    )
+    assert response.status_code == 202
+
+    # When the worker has made every attempt
+    stub_broker.join("emails", fail_fast=False)
+    stub_worker.join()
+
+    # Then each attempt failed on TLS, was retried, and nothing reached the server
+    with app.app_context():
+        job = db.session.get(Job, response.json["job_id"])
+        assert (job.status, job.error_type) == ("failed", "TLSNotVerified")
+        assert job.attempts == job.max_retries + 1 > 1
+        assert "not trusted" in job.error_message and PASSWORD not in job.error_message
+    assert smtp_server.recorder.logins == []
+    assert smtp_server.messages == []
 
 
 def test_an_unreadable_mail_tls_ca_file_is_named_in_the_error(serve, mail_app, good, tmp_path):
