@@ -36,7 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     migrate.init_app(app, db, directory=str(settings.ROOT / "migrations"))
 
-    from app import errors
+    from app import errors, smtp
     from app.admin import admin
     from app.api import api
     from app.cli import register_cli
@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(web)
     app.register_blueprint(admin)
     register_cli(app)
+    smtp.warn_if_unverified(app)
     return app
 
 

@@ -56,8 +56,10 @@ _STRINGS = {
     # Where users reach the web process; the base of links in emails.
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "METRICS_TOKEN": None,
+    # A CA bundle the SMTP server's certificate must chain to (else the system's CAs).
+    "MAIL_TLS_CA_FILE": None,
 }
-_BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
+_BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False, "MAIL_TLS_VERIFY": True}
 # Settings with a fixed set of values; the first one is the default.
 _CHOICES = {
     "BROKER_QUEUE_TYPE": ("classic", "quorum"),
@@ -161,7 +163,7 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
     for name, default in _INTS.items():
         settings[name] = _parse_int(name, env[name]) if env.get(name) else default
     for name, default in _BOOLS.items():
-        settings[name] = _parse_bool(name, env[name]) if name in env else default
+        settings[name] = _parse_bool(name, env[name]) if env.get(name) else default
     for name, choices in _CHOICES.items():
         value = (env.get(name) or choices[0]).strip().lower()
         if value not in choices:

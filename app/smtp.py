@@ -14,19 +14,28 @@ since a retry could deliver a second copy.
 The transaction is ``smtplib.SMTP.sendmail``'s, step by step, so that the wait
 for that reply can have a timeout of its own and a caller can check, right
 before DATA, that it may still send (``before_data``).
+
+TLS (``MAIL_USE_TLS``: STARTTLS; ``MAIL_USE_SSL``: TLS from the first byte) is
+verified: the server's certificate must chain to the system's CAs, or to
+``MAIL_TLS_CA_FILE``, and name ``MAIL_SERVER``; otherwise the attempt fails
+before the password or the message is sent. ``MAIL_TLS_VERIFY=0`` turns the
+check off, for a relay on loopback, with a warning at every start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import smtplib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from email.utils import parseaddr
 
 from dramatiq.middleware import TimeLimitExceeded
-from flask import current_app
+from flask import Flask, current_app
 from flask_mail import (
     BadHeaderError,
     Connection,
@@ -37,6 +46,8 @@ from flask_mail import (
 )
 
 from app.jobs.errors import PermanentError
+
+logger = logging.getLogger(__name__)
 
 
 class RecipientRefused(PermanentError):
@@ -69,6 +80,18 @@ class SMTPTemporaryError(Exception):
     """The SMTP server refused for now; a later attempt may pass."""
 
 
+class TLSNotVerified(smtplib.SMTPException):
+    """The SMTP server's certificate is not trusted, or not for ``MAIL_SERVER``.
+
+    Nothing was sent: not the credentials, not the message. It is not permanent:
+    an operator fixes it (the server's certificate, ``MAIL_TLS_CA_FILE`` or
+    ``MAIL_SERVER``) and the retries, or a resend, deliver the email."""
+
+
+class TLSSetupError(smtplib.SMTPException):
+    """``MAIL_TLS_CA_FILE`` cannot be read or holds no certificate: an operator's to fix."""
+
+
 # 5xx replies that a later attempt can get past: authentication required or
 # failed, and credentials or TLS that an operator can fix (530, 534, 535, 538),
 # and a full mailbox (552, which RFC 5321 says to treat as temporary when it
@@ -76,19 +99,88 @@ class SMTPTemporaryError(Exception):
 FIXABLE_5XX = frozenset({530, 534, 535, 538, 552})
 
 
+def tls_context(config) -> ssl.SSLContext:
+    """The context for STARTTLS and implicit TLS: the default one (certificate
+    and host name checked), trusting ``MAIL_TLS_CA_FILE`` instead of the system's
+    CAs when it is set; ``MAIL_TLS_VERIFY=0`` checks neither."""
+    ca_file = config.get("MAIL_TLS_CA_FILE") or None
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        raise TLSSetupError(
+            f"MAIL_TLS_CA_FILE {ca_file!r} cannot be used as a CA bundle ({reason})"
+        ) from error
+    if not config.get("MAIL_TLS_VERIFY", True):
+        context.check_hostname = False  # must be off before CERT_NONE is allowed
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _unverified(error: ssl.SSLCertVerificationError, server: str, port: int) -> str:
+    """What failed, for the operator: the server's certificate, never a credential."""
+    where = f"the SMTP server {server}:{port}"
+    detail = error.verify_message or error.reason or str(error)
+    if error.verify_code in (_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH):
+        return (
+            f"TLS not verified: {where} presented a certificate for another host name"
+            f" than MAIL_SERVER ({detail}); nothing was sent. Set MAIL_SERVER to a name"
+            " the certificate holds, or give the server a certificate for it"
+        )
+    return (
+        f"TLS not verified: {where} presented a certificate that is not trusted"
+        f" ({detail}); nothing was sent. Give the server a certificate from a trusted"
+        " CA, or set MAIL_TLS_CA_FILE to the CA that signed it"
+    )
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 62, 64
+
+
+def warn_if_unverified(app: Flask) -> None:
+    """Called by ``create_app``: every process that may send mail says, as it
+    starts, that it does not check the SMTP server's certificate."""
+    if app.config.get("MAIL_TLS_VERIFY", True):
+        return
+    logger.warning(
+        "MAIL_TLS_VERIFY=0: the SMTP server's TLS certificate and host name are not"
+        " checked, so anyone on the path to %s:%s can read the SMTP password and every"
+        " email; use it only for a relay on loopback",
+        app.config.get("MAIL_SERVER"),
+        app.config.get("MAIL_PORT"),
+    )
+
+
 class TimedConnection(Connection):
     """Flask-Mail's connection, with ``MAIL_TIMEOUT`` on every socket operation
     and the mail transaction of ``_transaction`` in place of ``sendmail``."""
 
     def configure_host(self) -> smtplib.SMTP:
+        """Connect, start TLS and log in; TLS is checked before AUTH is sent."""
         timeout = current_app.config["MAIL_TIMEOUT"]
-        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = factory(self.mail.server, self.mail.port, timeout=timeout)
-        host.set_debuglevel(int(self.mail.debug))
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
+        server, port = self.mail.server, self.mail.port
+        tls = tls_context(current_app.config) if self.mail.use_ssl or self.mail.use_tls else None
+        try:
+            if self.mail.use_ssl:
+                # SMTP_SSL checks the certificate against the host it was given.
+                host = smtplib.SMTP_SSL(server, port, timeout=timeout, context=tls)
+            else:
+                host = smtplib.SMTP(server, port, timeout=timeout)
+        except ssl.SSLCertVerificationError as error:
+            raise TLSNotVerified(_unverified(error, server, port)) from error
+        try:
+            host.set_debuglevel(int(self.mail.debug))
+            if self.mail.use_tls:
+                try:
+                    host.starttls(context=tls)
+                except ssl.SSLCertVerificationError as error:
+                    raise TLSNotVerified(_unverified(error, server, port)) from error
+            if self.mail.username and self.mail.password:
+                host.login(self.mail.username, self.mail.password)
+        except BaseException:
+            host.close()
+            raise
         return host
 
     def send(
@@ -248,6 +340,7 @@ def send(message: Message, *, before_data: Callable[[], object] | None = None) -
     to ``MAIL_KEEPALIVE_S`` idle seconds (0: a connection per message): opening
     one costs more than sending a small email. After any error the connection
     is dropped, so a retry starts on a fresh one."""
+    _refuse_non_ascii_recipients(message)
     mail = current_app.extensions["mail"]
     if mail.suppress:  # MAIL_SUPPRESS_SEND: Flask-Mail records instead of sending
         with TimedConnection(mail) as connection:
@@ -275,6 +368,21 @@ def send(message: Message, *, before_data: Callable[[], object] | None = None) -
         _kept.last_used = time.monotonic()
     else:
         _drop()
+
+
+def _refuse_non_ascii_recipients(message: Message) -> None:
+    """An address whose local part is not ASCII can only travel with SMTPUTF8
+    (RFC 6531), which this client does not speak: no attempt could ever send
+    it, so it is refused for good before connecting. (A non-ASCII domain is
+    fine: it goes out in its IDNA form.)"""
+    for recipient in message.send_to:
+        address = recipient[1] if isinstance(recipient, tuple) else parseaddr(recipient)[1]
+        local_part = address.rpartition("@")[0] or address
+        if not local_part.isascii():
+            raise RecipientRefused(
+                f"{address}: its local part (before the @) is not ASCII, which needs"
+                " SMTPUTF8, and this mail client does not support it"
+            )
 
 
 def _connection() -> TimedConnection:

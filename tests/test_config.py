@@ -23,6 +23,8 @@ CONTRACT_DEFAULTS = {
     "MAIL_USE_SSL": False,
     "MAIL_USERNAME": None,
     "MAIL_PASSWORD": None,
+    "MAIL_TLS_CA_FILE": None,
+    "MAIL_TLS_VERIFY": True,
     "EXPORT_DIR": str(REPOSITORY_ROOT / "instance" / "exports"),
     "EXPORT_ATTACH_MAX_BYTES": 5242880,
     "EXPORT_LINK_TTL_S": 604800,
@@ -78,6 +80,7 @@ def test_string_settings_are_taken_as_given():
         "MAIL_USERNAME": "mailer",
         "MAIL_PASSWORD": "s3cret",
         "MAIL_DEFAULT_SENDER": "jobs@example.com",
+        "MAIL_TLS_CA_FILE": "/etc/ssl/private-ca.pem",
         "EXPORT_DIR": "/var/lib/exports",
         "SECRET_KEY": "from-the-environment",
     }
@@ -102,10 +105,11 @@ def test_string_settings_are_taken_as_given():
     ],
 )
 def test_boolean_settings_are_parsed(raw, expected):
-    settings = from_env({"MAIL_USE_TLS": raw, "MAIL_USE_SSL": raw})
+    settings = from_env({"MAIL_USE_TLS": raw, "MAIL_USE_SSL": raw, "MAIL_TLS_VERIFY": raw})
 
     assert settings["MAIL_USE_TLS"] is expected
     assert settings["MAIL_USE_SSL"] is expected
+    assert settings["MAIL_TLS_VERIFY"] is expected
 
 
 @pytest.mark.parametrize("raw", ["abc", "1.5", "5s", "1e3", " ", "0x10"])

@@ -10,6 +10,7 @@ from flask_mail import Message
 
 from app import emails, smtp
 from app.db import db
+from app.jobs.errors import PermanentError
 from tests.support.proxy import TcpProxy
 
 
@@ -171,3 +172,27 @@ def test_mail_data_timeout_not_mail_timeout_bounds_the_wait_for_the_end_of_data(
     smtp.send(_message(2))
     assert len(smtp_server.recorder.wait_for(2)) == 2
     assert smtp_server.recorder.sessions == 1
+
+
+@pytest.mark.parametrize("to", ["jörg@example.com", "Jörg <jörg@example.com>"])
+def test_a_recipient_whose_local_part_is_not_ascii_is_refused_for_good_without_connecting(
+    app, smtp_server, sending, to
+):
+    # An address the API would refuse, reaching the sender another way (an older row)
+    message = Message(subject="s", recipients=[to], body="b", sender="a@example.com")
+
+    with pytest.raises(smtp.RecipientRefused, match="not ASCII") as raised:
+        smtp.send(message)
+
+    assert isinstance(raised.value, PermanentError)  # failed at once, never retried
+    assert smtp_server.recorder.sessions == 0
+    assert smtp_server.messages == []
+
+
+def test_a_recipient_with_an_internationalised_domain_is_sent_in_idna_form(
+    app, smtp_server, sending
+):
+    smtp.send(Message(subject="s", recipients=["r@bücher.example"], body="b", sender="a@x.org"))
+
+    [received] = smtp_server.recorder.wait_for(1)
+    assert received["To"] == "r@xn--bcher-kva.example"

@@ -59,9 +59,19 @@ def _address(value: str) -> str:
     # email-validator directly, not pydantic's EmailStr: that one also takes
     # "Name <addr>", and a display name has no place in a bare recipient.
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        address = validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(f"is not a valid email address: {error}") from None
+    if address.ascii_email is None:
+        # Only SMTPUTF8 (RFC 6531) carries such a local part, and the mail
+        # client does not speak it: accepted, the email could never be sent.
+        raise ValueError(
+            "is not an address this site can send to: the part before the @ must be"
+            " ASCII (no accented or non-Latin letters)"
+        )
+    # An internationalised domain is kept in its IDNA form (xn--...), which every
+    # SMTP server takes, so what is stored is what is sent.
+    return address.ascii_email
 
 
 def text_field(*, max_length: int | None = None, single_line=False, not_blank=False):

@@ -197,3 +197,41 @@ def test_idempotency_key_of_255_chars_is_accepted(client, user, stub_broker):
     response = post_email(client, {**headers, "Idempotency-Key": "k" * 255})
 
     assert response.status_code == 202
+
+
+# --- internationalised addresses -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        pytest.param("jörg@example.com", id="latin-accent"),
+        pytest.param("用户@例子.广告", id="cjk-local-and-domain"),
+        pytest.param("иван@пример.рф", id="cyrillic"),
+    ],
+)
+def test_a_local_part_that_is_not_ascii_answers_422_saying_so_and_writes_nothing(
+    app, client, user, stub_broker, to
+):
+    # The SMTP client does not speak SMTPUTF8: accepted, it could never be sent.
+    _, headers = user
+
+    response = post_email(client, headers, {**GOOD, "to": to})
+
+    assert response.status_code == 422
+    fields = response.get_json()["fields"]
+    assert list(fields) == ["to"]
+    assert "before the @ must be ASCII" in fields["to"]
+    assert_nothing_written(app, stub_broker)
+
+
+def test_an_internationalised_domain_is_accepted_and_kept_in_its_idna_form(
+    app, client, user, stub_broker
+):
+    _, headers = user
+
+    response = post_email(client, headers, {**GOOD, "to": "joerg@Bücher.example"})
+
+    assert response.status_code == 202
+    email = client.get(f"/api/emails/{response.get_json()['email_id']}", headers=headers)
+    assert email.get_json()["to"] == "joerg@xn--bcher-kva.example"
