@@ -37,11 +37,13 @@ chromium:
 		|| echo "chromium is not installed: browser tests will skip (and fail under CI)"
 
 # Checkers for deploy/: promtool (package prometheus), docker-compose (validates the
-# compose file without a Docker engine), systemd-analyze. Install where we can.
-TOOLS := promtool:prometheus docker-compose:docker-compose systemd-analyze:systemd
+# compose file without a Docker engine), systemd-analyze, nginx (Debian's, for
+# `nginx -t` and a run of deploy/nginx/jobsapp.conf; in /usr/sbin). Install where we can.
+TOOLS := promtool:prometheus docker-compose:docker-compose systemd-analyze:systemd nginx:nginx
 tools:
 	@for pair in $(TOOLS); do tool=$${pair%%:*}; package=$${pair#*:}; \
-		command -v $$tool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null \
+			|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 			&& { apt-get update -qq; apt-get install -y -qq --no-install-recommends $$package \
 				>/dev/null; }; } \
 		|| echo "$$tool is not installed: its deploy/ checks will skip (and fail under CI)"; \

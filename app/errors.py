@@ -3,11 +3,13 @@ status for the API, and 503 (never a hang or a 500) while the database is down."
 
 from __future__ import annotations
 
+import io
 import logging
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, TimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_content_length
 
 from app import text
 from app.db import db
@@ -87,7 +89,46 @@ def refuse_hostile_urls() -> None:
             raise ApiError(422, "invalid query parameters", {name: "holds a forbidden character"})
 
 
+class ChunkedBodyLimit:
+    """WSGI middleware: a body without ``Content-Length`` (chunked) over
+    ``MAX_CONTENT_LENGTH`` is refused with 413 like one that declares its length.
+
+    Werkzeug caps such a stream at the limit but reads it to the limit and stops,
+    so an over-limit body arrived cut short and was accepted. This reads at most one
+    byte more than the limit before the app sees the request: over it, the request
+    declares that length (and Werkzeug's own check answers 413 through the handlers
+    below); within it, the body is handed on with its real length. Only servers that
+    end the stream themselves (``wsgi.input_terminated``: gunicorn) send such bodies."""
+
+    def __init__(self, wsgi_app, app: Flask):
+        self.wsgi_app = wsgi_app
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        limit = self.app.config.get("MAX_CONTENT_LENGTH")
+        streaming = get_content_length(environ) is None and environ.get("wsgi.input_terminated")
+        if limit is not None and streaming:
+            body = _read_up_to(environ["wsgi.input"], limit + 1)
+            # The server has decoded the chunks: what follows is a body of known length.
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
+        return self.wsgi_app(environ, start_response)
+
+
+def _read_up_to(stream, size: int) -> bytes:
+    parts, left = [], size
+    while left > 0:
+        part = stream.read(min(left, 65536))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def register(app: Flask) -> None:
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app)
     app.before_request(refuse_hostile_urls)
 
     @app.errorhandler(ApiError)

@@ -45,13 +45,21 @@ def readyz():
 )
 def prometheus_metrics():
     expected = current_app.config["METRICS_TOKEN"]
-    if expected:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
-            raise ApiError(
-                401, "metrics want a bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+    if expected and not _bearer_is(request.headers.get("Authorization", ""), expected):
+        raise ApiError(401, "metrics want a bearer token", headers={"WWW-Authenticate": "Bearer"})
     return Response(metrics.render(), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _bearer_is(authorization: str, expected: str) -> bool:
+    """Compared as bytes, in constant time: ``compare_digest`` refuses str with
+    non-ASCII characters (a TypeError, once a 500). A WSGI header is its bytes
+    decoded as Latin-1, so a UTF-8 token sent as UTF-8 matches."""
+    scheme, _, given = authorization.partition(" ")
+    try:
+        given_bytes = given.strip().encode("latin-1")
+    except UnicodeEncodeError:  # cannot come from the wire
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(given_bytes, expected.encode("utf-8"))
 
 
 @ops.get("/openapi.json")

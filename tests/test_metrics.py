@@ -71,12 +71,34 @@ def test_a_scrape_runs_the_same_bounded_queries_at_any_number_of_jobs(app, clien
 
 @pytest.mark.parametrize(
     ("authorization", "status"),
-    [(None, 401), ("Bearer wrong", 401), ("Basic bWV0cmljcw==", 401), ("Bearer m-token", 200)],
+    [
+        (None, 401),
+        ("Bearer wrong", 401),
+        ("Basic bWV0cmljcw==", 401),
+        ("Bearer m-token", 200),
+        # non-ASCII bearers once raised TypeError in compare_digest: a 500
+        ("Bearer m-tökén", 401),
+        ("Bearer \u00e9\u00e9", 401),
+        ("B\u00e9arer m-token", 401),
+    ],
 )
 def test_metrics_want_the_metrics_token_when_one_is_set(app, client, authorization, status):
     app.config["METRICS_TOKEN"] = "m-token"
     headers = {"Authorization": authorization} if authorization else {}
     assert client.get("/metrics", headers=headers).status_code == status
+
+
+def test_a_non_ascii_metrics_token_matches_its_utf8_bytes(app, client):
+    app.config["METRICS_TOKEN"] = "jeton-süß"
+    # A WSGI header is its bytes read as Latin-1: the UTF-8 a client sends
+    on_the_wire = "jeton-süß".encode().decode("latin-1")
+
+    assert (
+        client.get("/metrics", headers={"Authorization": f"Bearer {on_the_wire}"}).status_code
+        == 200
+    )
+    refused = client.get("/metrics", headers={"Authorization": "Bearer jeton-süß"})
+    assert refused.status_code == 401 and refused.get_json()["error"]
 
 
 PROMQL_WORDS = {"up", "sum", "by", "rate", "delta", "on"}

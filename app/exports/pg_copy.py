@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.db import db
+from app.exports.writers import FORMULA_STARTS
 
 BATCH_ROWS = 50_000
 HEADER = b"id,body,created_at\n"
@@ -18,10 +19,14 @@ BOUNDS = """
         SELECT id FROM posts WHERE user_id = %s AND id > %s ORDER BY id LIMIT %s
     ) AS batch
 """
-# Same text as the Python writers produce: ISO 8601 in UTC with microseconds.
+# Same text as the Python writers produce: a body a spreadsheet would take for a
+# formula prefixed with a single quote (writers.FORMULA_STARTS; chr() of integers,
+# so the SQL needs no escapes), times in ISO 8601 in UTC with microseconds.
+FORMULA_FIRST = ", ".join(f"chr({ord(char)})" for char in FORMULA_STARTS)
 ROWS = """
     COPY (
-        SELECT id, body,
+        SELECT id,
+               CASE WHEN left(body, 1) IN ({formula_first}) THEN chr(39) || body ELSE body END,
                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
         FROM posts WHERE user_id = {user_id} AND id > {after} AND id <= {last} ORDER BY id
     ) TO STDOUT (FORMAT csv)
@@ -42,7 +47,12 @@ def write_posts_csv(path: str, user_id: int, on_rows: Callable[[int], None]) -> 
                 if not count:
                     return
                 # Integers only, from this code and the database: safe to format in.
-                query = ROWS.format(user_id=int(user_id), after=int(after), last=int(last))
+                query = ROWS.format(
+                    formula_first=FORMULA_FIRST,
+                    user_id=int(user_id),
+                    after=int(after),
+                    last=int(last),
+                )
                 with cursor.copy(query) as copy:
                     for chunk in copy:
                         out.write(chunk)

@@ -132,6 +132,9 @@ def run(export_id: str) -> None:
     name = f"{export_id}.{fmt}"
     progress = _Progress(claim, total=_count_posts(user_id))
     try:
+        # Readable by its owner only, whatever the umask: the writers open it as it
+        # is, and the rename into place keeps the mode.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         if fmt == "csv" and db.engine.dialect.name == "postgresql":
             pg_copy.write_posts_csv(str(partial), user_id, progress.advance)
         else:

@@ -4,8 +4,8 @@ stays flat however many rows there are."""
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -18,21 +18,45 @@ XLSX_MAX_CELL = 32767
 XLSX_MAX_ROWS = 1_048_576
 
 
+# A spreadsheet opening a CSV file runs a cell that starts with one of these as a
+# formula (CSV injection: a post's body could fetch URLs or run commands on the
+# machine of whoever opens an export). OWASP's advice: prefix such a cell with a
+# single quote, so it is read as text. ``pg_copy`` does the same in its SQL.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
 def _plain(value):
     if isinstance(value, datetime):
         return value.isoformat(timespec="microseconds")
     return value
 
 
+def _csv_field(value) -> str:
+    """One field as PostgreSQL's COPY (FORMAT csv) writes it: quoted when it holds
+    a comma, a quote, CR or LF (Python's csv module leaves a lone CR unquoted, which
+    splits the record), or is empty text (COPY writes NULL as nothing, text '' as "")."""
+    value = _plain(value)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return str(value)
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    if value == "" or _NEEDS_QUOTES.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def write_csv(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> None:
     """RFC 4180 quoting (fields with commas, quotes or line breaks quoted, quotes
-    doubled), UTF-8 without a byte-order mark. Records end in LF, as PostgreSQL's
-    COPY writes them (see ``pg_copy``), so both backends give the same file."""
+    doubled), UTF-8 without a byte-order mark, text that a spreadsheet would take
+    for a formula quoted (``FORMULA_STARTS``). Records end in LF. Byte for byte what
+    PostgreSQL's COPY writes (see ``pg_copy``), so both backends give the same file."""
     with open(path, "w", encoding="utf-8", newline="") as file:
-        writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(columns)
+        file.write(",".join(_csv_field(name) for name in columns) + "\n")
         for batch in batches:
-            writer.writerows([[_plain(value) for value in row] for row in batch])
+            file.write("".join(",".join(map(_csv_field, row)) + "\n" for row in batch))
 
 
 def write_json(path: str, columns: Sequence[str], batches: Iterable[Batch]) -> None:
@@ -57,6 +81,8 @@ def write_xlsx(
     rows_per_sheet: int = XLSX_MAX_ROWS,
 ) -> None:
     """XlsxWriter's constant-memory mode flushes each row to disk as it is written.
+    Every string is written as a string: never a formula, number or link (the
+    ``strings_to_*`` options), so a body such as ``=HYPERLINK(...)`` stays text.
     Past a sheet's row limit the rows go on in further sheets (``export``,
     ``export 2``, ...), each with the header row, so no row is ever dropped."""
     workbook = xlsxwriter.Workbook(

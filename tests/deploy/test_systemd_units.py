@@ -45,3 +45,11 @@ def test_worker_stop_timeout_outlasts_the_shutdown_timeout():
 
     assert stop_s * 1000 > shutdown_ms
     assert "KillMode=mixed" in text
+
+
+def test_worker_metrics_listen_on_loopback_only():
+    # The worker's metrics port has no token: off the network unless the operator says so.
+    text = (DEPLOY / "systemd" / "worker@.service").read_text()
+
+    assert re.search(r"^Environment=dramatiq_prom_host=127\.0\.0\.1$", text, re.M)
+    assert "0.0.0.0" not in text

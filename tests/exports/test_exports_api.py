@@ -12,6 +12,7 @@ from app.db import db
 from app.exports import links, service
 from app.jobs import attempts
 from app.models import Email, Export
+from tests.exports.conftest import as_csv_text
 
 
 def _export(client, headers, fmt="csv"):
@@ -45,7 +46,7 @@ def test_csv_export_succeeds_and_downloads_every_post(
     assert download.status_code == 200
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert [(int(i), body) for i, body, _ in _csv_rows(download.data)] == [
-        (i, body) for i, body, _ in posts
+        (i, as_csv_text(body)) for i, body, _ in posts
     ]
     assert client.get(f"/api/jobs/{created['job_id']}", headers=headers).json["status"] == (
         "succeeded"
@@ -220,9 +221,7 @@ def test_progress_is_reported_while_rows_are_written(
     monkeypatch.setattr(service, "BATCH_ROWS", 5)
     monkeypatch.setattr(service, "PROGRESS_INTERVAL_S", 0)
     real = attempts.set_progress
-    monkeypatch.setattr(
-        attempts, "set_progress", lambda claim, p: (seen.append(p), real(claim, p))
-    )
+    monkeypatch.setattr(attempts, "set_progress", lambda claim, p: (seen.append(p), real(claim, p)))
     _, headers = user
     _export(client, headers)
     _run(stub_broker, stub_worker)
