@@ -56,6 +56,10 @@ _STRINGS = {
     # Where users reach the web process; the base of links in emails.
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "METRICS_TOKEN": None,
+    # The proxies trusted for X-Forwarded-* (gunicorn's own variable, as
+    # deploy/gunicorn.conf.py reads it): the sign-in throttle then counts the
+    # client that proxy saw rather than the proxy.
+    "FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 _BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False}
 # Settings with a fixed set of values; the first one is the default.
