@@ -21,6 +21,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.from_env())
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True)
     app.config.update(config or {})
+    # Served over HTTPS: cookies (the session, and with it the CSRF token) go back
+    # over HTTPS only; every response gets the headers of app/web/headers.py.
+    if app.config["PUBLIC_URL"].lower().startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    from app.web.headers import secure_headers
+
+    app.after_request(secure_headers)
     key = app.config["SECRET_KEY"]
     app.config["SECRET_KEY"] = (
         settings.check_secret_key(key, "SECRET_KEY") if key else settings.secret_key()

@@ -55,15 +55,19 @@ def create_user(email: str, password: str, *, admin: bool = False) -> User:
     return user
 
 
-def authenticate(email: str, password: str) -> User | None:
+def authenticate(
+    email: str, password: str, *, client: login_throttle.Client = login_throttle.LOCAL
+) -> User | None:
     """The user with these credentials, or None. Raises TooManyFailures while
-    the email is throttled after repeated failures (see ``login_throttle``)."""
+    ``client`` must wait after repeated failures (see ``login_throttle``):
+    always before any password is hashed."""
     email = normalize_email(email)
     if not text.storable(email) or not text.storable(password) or len(email) > 254:
         # No such account can exist (and the database could not even look for it).
+        login_throttle.claim(None, client)
         check_password_hash(_DUMMY_HASH, password)
         return None
-    login_throttle.claim(email)  # commits: the try is counted before any hashing
+    login_throttle.claim(email, client)  # commits: the try is counted before any hashing
     found = db.session.execute(
         select(User.id, User.password_hash).where(User.email == email)
     ).first()
@@ -71,7 +75,7 @@ def authenticate(email: str, password: str) -> User | None:
     if found is None:
         check_password_hash(_DUMMY_HASH, password)
     elif check_password_hash(found.password_hash, password):
-        login_throttle.record_success(email)
+        login_throttle.record_success(email, client)
         return db.session.get(User, found.id)
     return None
 

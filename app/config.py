@@ -58,6 +58,10 @@ _STRINGS = {
     "METRICS_TOKEN": None,
     # A CA bundle the SMTP server's certificate must chain to (else the system's CAs).
     "MAIL_TLS_CA_FILE": None,
+    # The proxies trusted for X-Forwarded-* (gunicorn's own variable, as
+    # deploy/gunicorn.conf.py reads it): the sign-in throttle then counts the
+    # client that proxy saw rather than the proxy.
+    "FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 _BOOLS = {"MAIL_USE_TLS": False, "MAIL_USE_SSL": False, "MAIL_TLS_VERIFY": True}
 # Settings with a fixed set of values; the first one is the default.

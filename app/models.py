@@ -268,6 +268,18 @@ class LoginThrottle(db.Model):
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SignInBackoff(db.Model):
+    """Failed sign-ins per client and per (account, client) pair (see
+    app/login_throttle.py), keyed by a hash of what is counted: no address is
+    stored in clear."""
+
+    __tablename__ = "sign_in_backoff"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class Post(db.Model):
     __tablename__ = "posts"
     __table_args__ = (Index("ix_posts_user_id", "user_id", "id"),)

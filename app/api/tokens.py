@@ -1,12 +1,12 @@
-from flask import g
+from flask import g, request
 
-from app import auth
+from app import auth, login_throttle
 from app.api import api
 from app.api.input import TokenRequest
 from app.api.output import Token
 from app.api.spec import operation, respond
 from app.errors import ApiError
-from app.login_throttle import TooManyFailures
+from app.login_throttle import Client, TooManyFailures
 
 
 @api.post("/tokens")
@@ -19,7 +19,8 @@ from app.login_throttle import TooManyFailures
 )
 def create_token(body: TokenRequest):
     try:
-        user = auth.authenticate(body.email, body.password)
+        client = Client(address=login_throttle.client_address(request.environ))
+        user = auth.authenticate(body.email, body.password, client=client)
     except TooManyFailures as wait:
         raise ApiError(429, str(wait), headers={"Retry-After": str(wait.retry_after_s)}) from None
     if user is None:

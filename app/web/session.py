@@ -5,14 +5,18 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from sqlalchemy import update
 
-from app import auth
+from app import auth, login_throttle, text
 from app.db import db
-from app.login_throttle import TooManyFailures
+from app.login_throttle import Client, TooManyFailures
 from app.models import User
 from app.web import web
+
+# Set after a successful sign-in: this browser is a known device for that
+# account, which other clients' failures never hold (see app/login_throttle.py).
+DEVICE_COOKIE = "known_device"
 
 
 def current_user() -> User | None:
@@ -50,11 +54,43 @@ def admin_required(view):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: never redirect a user to another host after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """Only same-site paths: never redirect a user to another host after sign-in.
+    A control character (CR/LF could split the Location header) or a backslash
+    (browsers read ``/\\host`` as ``//host``) sends the user to the default page."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or not text.single_line(target)
+    ):
         return url_for("web.index")
     parts = urlsplit(target)
     return target if not parts.netloc and not parts.scheme else url_for("web.index")
+
+
+def _client(email: str) -> Client:
+    """This browser as the sign-in throttle counts it: a known device of the
+    account when it holds that account's device cookie or a live session of it."""
+    email = auth.normalize_email(email)
+    device = login_throttle.known_device(request.cookies.get(DEVICE_COOKIE), email)
+    signed_in = current_user()
+    if device is None and signed_in is not None and signed_in.email == email:
+        device = f"session:{signed_in.id}"
+    return Client(address=login_throttle.client_address(request.environ), device=device)
+
+
+def _remember_device(response, email: str, client: Client):
+    device = client.device if client.device and ":" not in client.device else None
+    response.set_cookie(
+        DEVICE_COOKIE,
+        login_throttle.device_cookie(email, device),
+        max_age=int(login_throttle.DEVICE_TTL.total_seconds()),
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @web.route("/login", methods=["GET", "POST"])
@@ -62,15 +98,18 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         email, password = request.form.get("email", ""), request.form.get("password", "")
+        client = _client(email)
         try:
-            user = auth.authenticate(email, password)
+            user = auth.authenticate(email, password, client=client)
         except TooManyFailures as wait:
             error = f"Too many failed sign-ins. Try again in {wait.retry_after_s} seconds."
-            return render_template("web/login.html", error=error), 429
+            page = render_template("web/login.html", error=error)
+            return page, 429, {"Retry-After": str(wait.retry_after_s)}
         if user is not None:
             session.clear()
             session["user_id"], session["version"] = user.id, user.session_version
-            return redirect(_safe_next(request.args.get("next")))
+            response = redirect(_safe_next(request.args.get("next")))
+            return _remember_device(response, user.email, client)
         error, status = "Wrong email or password.", 401
     return render_template("web/login.html", error=error), status
 

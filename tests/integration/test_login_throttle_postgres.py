@@ -1,6 +1,6 @@
 """The sign-in throttle holds against parallel guesses on PostgreSQL: as a
-lock-out ends, of 32 simultaneous wrong guesses exactly one reaches the
-password check; the others wait (429)."""
+client's wait on an account ends, of 32 simultaneous wrong guesses from it
+exactly one reaches the password check; the others wait (429)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ import pytest
 
 from app import auth, login_throttle
 from app.db import db, utcnow
-from app.models import LoginThrottle
+from app.models import SignInBackoff
 
 pytestmark = pytest.mark.postgres
 GUESSES = 32
 
 
-def test_parallel_guesses_as_a_lockout_ends_reach_the_password_check_once(
-    live_app, monkeypatch
-):
-    # Given a locked-out account whose wait has just ended
-    failures = login_throttle.FREE_FAILURES + 2
+def test_parallel_guesses_as_a_lockout_ends_reach_the_password_check_once(live_app, monkeypatch):
+    # Given a client held on an account (the test client's 127.0.0.1) whose wait has just ended
+    failures = login_throttle.PAIR.free + 2
     with live_app.app_context():
         auth.create_user("alice@example.com", "correct horse")
-        waited = login_throttle._delay(failures) + timedelta(seconds=1)
+        waited = login_throttle.PAIR.delay(failures) + timedelta(seconds=1)
         db.session.add(
-            LoginThrottle(
-                email="alice@example.com", failures=failures, last_failure_at=utcnow() - waited
+            SignInBackoff(
+                key=login_throttle._digest("pair", "alice@example.com", "127.0.0.1"),
+                failures=failures,
+                last_failure_at=utcnow() - waited,
             )
         )
         db.session.commit()
