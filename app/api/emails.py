@@ -51,4 +51,4 @@ def get_email(email_id: str):
     email = db.session.get(EmailRow, email_id)
     if email is None or not (g.user.is_admin or email.user_id == g.user.id):
         raise ApiError(404, "no such email")
-    return respond(Email.from_row(email))
+    return respond(Email.from_row(email, admin=g.user.is_admin))

@@ -41,7 +41,7 @@ def index():
         "web/index.html",
         formats=EXPORT_FORMATS,
         exports=[_export_row(e) for e in _my_exports()],
-        emails=[EmailOut.from_row(e).model_dump(mode="json") for e in recent_emails],
+        emails=[EmailOut.from_row(e, admin=False).model_dump(mode="json") for e in recent_emails],
     )
 
 
