@@ -44,6 +44,11 @@ _INTS = {
     # Quorum queues only: deliveries of one message that may end with its consumer
     # gone (a worker that crashed or was killed) before it is dead-lettered.
     "BROKER_DELIVERY_LIMIT": 5,
+    # Per-user quotas (app/quotas.py); 0: no limit.
+    "USER_EMAILS_PER_HOUR": 1000,
+    "USER_EXPORTS_PER_DAY": 20,
+    "USER_EXPORT_BYTES": 1024**3,
+    "EMAIL_MAX_BODY_BYTES": 256 * 1024,
 }
 _STRINGS = {
     "DATABASE_URL": f"sqlite:///{INSTANCE / 'app.db'}",

@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import email_message, smtp
+from app import email_message, quotas, smtp
 from app.db import db, utcnow
 from app.jobs import attempts, outbox, state, workers
 from app.jobs.errors import PermanentError
@@ -80,11 +80,16 @@ def queue_email(
 ) -> tuple[Email, bool]:
     """Commit an email and its job, then publish the job. Returns the email and
     whether it is new; a repeated idempotency key returns the first email, or
-    raises IdempotencyKeyReused when it came with a different request."""
+    raises IdempotencyKeyReused when it came with a different request.
+
+    Raises quotas.EmailTooLarge or quotas.QuotaExceeded (queueing nothing) for
+    an email over EMAIL_MAX_BODY_BYTES or over the user's USER_EMAILS_PER_HOUR."""
+    quotas.check_email_size(body, html)
     if idempotency_key is not None:
         existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return existing, False
+    quotas.check_emails(user_id)
     email, job = new_email(
         user_id=user_id,
         to=to,
@@ -94,6 +99,7 @@ def queue_email(
         idempotency_key=idempotency_key,
     )
     email.request_hash = request_hash
+    email.user_queued = True
     try:
         outbox.commit_and_publish(job)
     except IntegrityError:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -170,6 +171,8 @@ class Email(db.Model):
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_emails_user_created", "user_id", "created_at"),
+        # USER_EMAILS_PER_HOUR counts a user's own emails of the last hour here (app/quotas.py).
+        Index("ix_emails_user_queued_created", "user_id", "user_queued", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -191,6 +194,9 @@ class Email(db.Model):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # A file under EXPORT_DIR sent as an attachment (an export's email).
     attachment: Mapped[str | None] = mapped_column(String(255))
+    # True when the user's own request queued it, so that it counts against
+    # USER_EMAILS_PER_HOUR; False for those the app queues (an export's delivery).
+    user_queued: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     job: Mapped[Job | None] = relationship()

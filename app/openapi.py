@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.api.output import Error
-from app.api.spec import ERROR_TEXT, Operation, Raw
+from app.api.spec import ERROR_TEXT, Operation, Raw, Refusal
 
 REF = "#/components/schemas/{model}"
 
@@ -95,6 +95,22 @@ def _parameters(spec: Operation, path: str) -> list[dict]:
     return parameters
 
 
+RETRY_AFTER = {
+    "description": "seconds until the request can succeed",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _error(error: int | Refusal, refs: dict) -> dict:
+    if isinstance(error, int):
+        return {str(error): _json(_schema(Error, refs), ERROR_TEXT[error])}
+    answer = _json(_schema(Error, refs), error.description)
+    if error.retry_after:
+        answer["headers"] = {"Retry-After": RETRY_AFTER}
+    return {str(error.status): answer}
+
+
 def _operation(spec: Operation, path: str, method: str, refs: dict) -> dict:
     responses: dict = {}
     for status, model in spec.responses.items():
@@ -105,8 +121,8 @@ def _operation(spec: Operation, path: str, method: str, refs: dict) -> dict:
             responses[str(status)] = {"description": model.description, "content": content}
         else:
             responses[str(status)] = _json(_schema(model, refs), "OK")
-    for status in spec.errors:
-        responses[str(status)] = _json(_schema(Error, refs), ERROR_TEXT[status])
+    for error in spec.errors:
+        responses.update(_error(error, refs))
     result: dict = {
         "summary": spec.summary,
         "operationId": re.sub(r"\W+", "_", f"{method}{path}").strip("_"),

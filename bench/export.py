@@ -29,6 +29,7 @@ from app.db import db  # noqa: E402
 from app.exports import service  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.seed import seed_posts  # noqa: E402
+from bench.project import NO_QUOTAS  # noqa: E402
 from tests.support.services import PostgresDatabase, RabbitVhost  # noqa: E402
 from tests.support.smtp import SmtpServer  # noqa: E402
 from tests.support.worker import WorkerProcess, wait_until  # noqa: E402
@@ -66,7 +67,12 @@ def run(n: int, workdir: Path) -> dict:
     database, vhost, smtp = PostgresDatabase(), RabbitVhost(), SmtpServer().start()
     export_dir = workdir / f"exports-{n}"
     app = create_app(
-        {"DATABASE_URL": database.url(), "EXPORT_DIR": str(export_dir), "MAIL_PORT": smtp.port}
+        {
+            "DATABASE_URL": database.url(),
+            "EXPORT_DIR": str(export_dir),
+            "MAIL_PORT": smtp.port,
+            **NO_QUOTAS,
+        }
     )
     publisher = broker_module.build_broker(vhost.url())
     dramatiq.set_broker(publisher)

@@ -26,11 +26,17 @@ SECRET_KEY = "bench-secret-" + "k" * 40
 __all__ = ["PostgresDatabase", "RabbitVhost"]
 
 
+# A benchmark's one user queues far more than any user may: no quotas.
+NO_QUOTAS = {"USER_EMAILS_PER_HOUR": 0, "USER_EXPORTS_PER_DAY": 0, "USER_EXPORT_BYTES": 0}
+
+
 def database_app(database: PostgresDatabase, **config) -> Flask:
     """The app on ``database``, its schema migrated to the latest revision."""
     from flask_migrate import upgrade
 
-    app = create_app({"DATABASE_URL": database.url(), "SECRET_KEY": SECRET_KEY, **config})
+    app = create_app(
+        {"DATABASE_URL": database.url(), "SECRET_KEY": SECRET_KEY, **NO_QUOTAS, **config}
+    )
     logging.disable(logging.INFO)  # Alembic's line per revision
     try:
         with app.app_context():
@@ -48,6 +54,7 @@ def env(database: PostgresDatabase, vhost: RabbitVhost, smtp_port: int) -> dict:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port),
         "SECRET_KEY": SECRET_KEY,
+        **{name: str(value) for name, value in NO_QUOTAS.items()},
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 PUBLIC_PREFIXES = (
     "/api/",
     "/exports/download/",
@@ -61,3 +63,20 @@ def test_metrics_count_jobs_by_status(client, user, stub_broker):
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert 'jobs{actor="send_email",status="queued"} 1.0' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/api/emails", "/api/exports"])
+def test_openapi_documents_the_quota_answers_with_retry_after(client, path):
+    responses = client.get("/openapi.json").json["paths"][path]["post"]["responses"]
+
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["429"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    assert "413" in responses
+    if path == "/api/emails":
+        assert "EMAIL_MAX_BODY_BYTES" in responses["413"]["description"]
+        assert "USER_EMAILS_PER_HOUR" in responses["429"]["description"]
+    else:
+        assert "USER_EXPORTS_PER_DAY" in responses["429"]["description"]
+        assert "USER_EXPORT_BYTES" in responses["429"]["description"]

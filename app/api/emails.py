@@ -1,14 +1,17 @@
 from flask import g, url_for
 
-from app import emails
+from app import emails, quotas
 from app.api import api
 from app.api.input import EmailHeaders, EmailRequest
 from app.api.output import Email, EmailQueued
-from app.api.spec import operation, respond
+from app.api.spec import Refusal, operation, over_quota, respond
 from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
 from app.models import Email as EmailRow
+
+TOO_LARGE = Refusal(413, "body over 1 MiB, or body plus html over EMAIL_MAX_BODY_BYTES")
+OVER_QUOTA = Refusal(429, "over USER_EMAILS_PER_HOUR, the user's emails an hour", retry_after=True)
 
 
 @api.post("/emails")
@@ -18,7 +21,7 @@ from app.models import Email as EmailRow
     body=EmailRequest,
     headers=EmailHeaders,
     responses={202: EmailQueued},
-    errors=(400, 401, 413, 422, 503),
+    errors=(400, 401, TOO_LARGE, 422, OVER_QUOTA, 503),
 )
 def create_email(body: EmailRequest, headers: EmailHeaders):
     try:
@@ -33,6 +36,10 @@ def create_email(body: EmailRequest, headers: EmailHeaders):
         )
     except emails.IdempotencyKeyReused:
         raise ApiError(422, "Idempotency-Key reused with a different request") from None
+    except quotas.EmailTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except quotas.QuotaExceeded as error:
+        raise over_quota(error) from None
     queued = EmailQueued(job_id=email.job_id, email_id=email.id, status=emails.status(email))
     return respond(queued, 202, {"Location": url_for("api.get_job", job_id=email.job_id)})
 
@@ -44,4 +51,4 @@ def get_email(email_id: str):
     email = db.session.get(EmailRow, email_id)
     if email is None or not (g.user.is_admin or email.user_id == g.user.id):
         raise ApiError(404, "no such email")
-    return respond(Email.from_row(email))
+    return respond(Email.from_row(email, admin=g.user.is_admin))

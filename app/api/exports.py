@@ -1,9 +1,10 @@
 from flask import g, send_file, url_for
 
+from app import quotas
 from app.api import api
 from app.api.input import ExportRequest
 from app.api.output import Export, ExportQueued
-from app.api.spec import Raw, operation, respond
+from app.api.spec import Raw, Refusal, operation, over_quota, respond
 from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
@@ -12,6 +13,12 @@ from app.exports.writers import MIMETYPES
 from app.models import Export as ExportRow
 
 FILE = Raw(tuple(MIMETYPES.values()), "the file, as an attachment")
+OVER_QUOTA = Refusal(
+    429,
+    "over USER_EXPORTS_PER_DAY, the user's exports a day, or USER_EXPORT_BYTES, the bytes"
+    " of export files the user may keep",
+    retry_after=True,
+)
 
 
 @api.post("/exports")
@@ -20,7 +27,7 @@ FILE = Raw(tuple(MIMETYPES.values()), "the file, as an attachment")
     "Export my data",
     body=ExportRequest,
     responses={202: ExportQueued},
-    errors=(400, 401, 409, 413, 422, 503),
+    errors=(400, 401, 409, 413, 422, OVER_QUOTA, 503),
 )
 def create_export(body: ExportRequest):
     try:
@@ -29,6 +36,8 @@ def create_export(body: ExportRequest):
         raise ApiError(
             409, f"an export of your {body.kind} is already in progress", job_id=running.job_id
         ) from None
+    except quotas.QuotaExceeded as error:
+        raise over_quota(error) from None
     queued = ExportQueued(job_id=export.job_id, export_id=export.id, status=export.status)
     return respond(queued, 202, {"Location": url_for("api.get_export", export_id=export.id)})
 

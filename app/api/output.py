@@ -33,8 +33,48 @@ class ErrorSummary(BaseModel):
     message: str | None
 
 
-def _summary(error_type: str | None, message: str | None) -> ErrorSummary | None:
-    return ErrorSummary(type=error_type, message=message) if error_type or message else None
+# What an owner reads about a failure, by its type: the stored message is the
+# raw error (an SMTP reply naming server paths, once an SQL statement), and
+# only admins see it. A type not named here is an "Internal error".
+PUBLIC_ERRORS = {
+    "RecipientRefused": "The mail server refused the recipient",
+    "MessageRefused": "The mail server refused the message",
+    "DeliveryUnconfirmed": "The mail server did not confirm delivery; an admin will check it",
+    "SMTPTemporaryError": "The mail server could not take the message for now",
+    "AttachmentMissing": "The export file to attach no longer exists",
+    "EmailNotFound": "The email no longer exists",
+    "ExportNotFound": "The export no longer exists",
+    "WorkerLost": "The worker running it stopped",
+    "TimeLimitExceeded": "It took too long and was stopped",
+    **dict.fromkeys(
+        (
+            "ConnectionRefusedError",
+            "ConnectionResetError",
+            "TimeoutError",
+            "SMTPConnectError",
+            "SMTPServerDisconnected",
+        ),
+        "A server it needs could not be reached",
+    ),
+}
+INTERNAL_ERROR = "Internal error"
+RETRYING = "Temporary failure; it will be retried"
+
+
+def error_summary(
+    error_type: str | None, message: str | None, *, admin: bool, retrying: bool = False
+) -> ErrorSummary | None:
+    """A job's or an attempt's error as its reader may see it: the raw message
+    for an admin, a short description of its type for anyone else (with "it
+    will be retried" while the job is ``retrying``)."""
+    if not (error_type or message):
+        return None
+    if admin:
+        return ErrorSummary(type=error_type, message=message)
+    public = PUBLIC_ERRORS.get(error_type or "")
+    if retrying:
+        public = f"{public}; it will be retried" if public else RETRYING
+    return ErrorSummary(type=error_type, message=public or INTERNAL_ERROR)
 
 
 class Attempt(BaseModel):
@@ -65,15 +105,22 @@ class Job(BaseModel):
     @classmethod
     def from_row(cls, job: JobRow, *, admin: bool) -> Job:
         history = []
+        retrying = job.status == "retrying"
         for attempt in job.history:
             extra = {"traceback": attempt.traceback} if admin else {}
+            last = attempt is job.history[-1]
             history.append(
                 Attempt(
                     attempt=attempt.attempt,
                     started_at=attempt.started_at,
                     finished_at=attempt.finished_at,
                     outcome=attempt.outcome,
-                    error=_summary(attempt.error_type, attempt.error_message),
+                    error=error_summary(
+                        attempt.error_type,
+                        attempt.error_message,
+                        admin=admin,
+                        retrying=retrying and last,
+                    ),
                     **extra,
                 )
             )
@@ -89,7 +136,9 @@ class Job(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             next_retry_at=job.next_retry_at,
-            error=_summary(job.error_type, job.error_message) if job.error_type else None,
+            error=error_summary(job.error_type, job.error_message, admin=admin, retrying=retrying)
+            if job.error_type
+            else None,
             result=job.result,
             history=history,
         )
@@ -117,10 +166,17 @@ class Email(BaseModel):
     error: ErrorSummary | None
 
     @classmethod
-    def from_row(cls, email: EmailRow) -> Email:
+    def from_row(cls, email: EmailRow, *, admin: bool) -> Email:
         status = emails.status(email)
         job = email.job
         failed = job is not None and job.error_type and status != "sent"
+        error = (
+            error_summary(
+                job.error_type, job.error_message, admin=admin, retrying=job.status == "retrying"
+            )
+            if failed
+            else None
+        )
         return cls(
             id=email.id,
             to=email.to,
@@ -130,7 +186,7 @@ class Email(BaseModel):
             resend_rounds=email.resend_rounds,
             sent_at=email.sent_at,
             job_id=email.job_id,
-            error=ErrorSummary(type=job.error_type, message=job.error_message) if failed else None,
+            error=error,
         )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.api.input import json_body
 from app.errors import ApiError
+from app.quotas import QuotaExceeded
 
 ERROR_TEXT = {
     400: "malformed JSON or wrong content type",
@@ -38,6 +39,16 @@ _MESSAGES = {
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An error answer an operation documents in its own words, for a status
+    whose ``ERROR_TEXT`` does not say it; with ``Retry-After`` when it has one."""
+
+    status: int
+    description: str
+    retry_after: bool = False
+
+
+@dataclass(frozen=True)
 class Raw:
     """A response that is not JSON: its media types and what it is."""
 
@@ -49,7 +60,7 @@ class Raw:
 class Operation:
     summary: str
     responses: dict[int, type[BaseModel] | Raw | None]
-    errors: tuple[int, ...] = ()
+    errors: tuple[int | Refusal, ...] = ()
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     headers: type[BaseModel] | None = None
@@ -57,7 +68,7 @@ class Operation:
     path_descriptions: dict[str, str] = field(default_factory=dict)
 
 
-def operation(summary: str, *, responses: dict, errors: tuple[int, ...] = (), **options):
+def operation(summary: str, *, responses: dict, errors: tuple[int | Refusal, ...] = (), **options):
     """Declare a view's request and response models (see ``Operation``).
 
     The view receives ``body``, ``query`` and ``headers`` keyword arguments for
@@ -120,6 +131,13 @@ def _query(model: type[BaseModel]) -> dict:
 def _headers(model: type[BaseModel]) -> dict:
     names = [info.alias or name for name, info in model.model_fields.items()]
     return {name: request.headers[name] for name in names if name in request.headers}
+
+
+def over_quota(error: QuotaExceeded) -> ApiError:
+    """A quota's refusal as the 429 its ``Refusal`` documents."""
+    return ApiError(
+        429, f"quota exceeded: {error}", headers={"Retry-After": str(error.retry_after_s)}
+    )
 
 
 def respond(model: BaseModel, status: int = 200, headers: dict | None = None):

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import quotas
 from app.db import db, utcnow
 from app.emails import new_email
 from app.exports import links, pg_copy
@@ -46,10 +47,12 @@ class ExportAlreadyRunning(Exception):
 
 def request_export(*, user_id: int, kind: str, format: str) -> Export:
     """Commit a queued export and its job, then publish the job; refuses with
-    ExportAlreadyRunning while the user has an unfinished export of that kind."""
+    ExportAlreadyRunning while the user has an unfinished export of that kind,
+    quotas.QuotaExceeded over USER_EXPORTS_PER_DAY or USER_EXPORT_BYTES."""
     running = _unfinished(user_id, kind)
     if running is not None:
         raise ExportAlreadyRunning(running.job_id)
+    quotas.check_export(user_id)
     job = state.new_job(actor="run_export", args=[], user_id=user_id)
     export = Export(
         id=new_id(),

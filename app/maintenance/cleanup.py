@@ -1,5 +1,6 @@
-"""Cleanup: old finished jobs (with their history), expired export files, stray
-export files, expired API tokens and forgotten sign-in failures. Deletes in
+"""Cleanup: old finished jobs (with their history and their emails), expired
+export files, stray export files, expired API tokens and forgotten sign-in
+failures. Deletes in
 small batches, each its own transaction, so that a million old rows never lock
 the tables for long.
 
@@ -20,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from app import login_throttle
 from app.db import db, utcnow
 from app.exports.service import PARTIAL_DIR, export_dir
-from app.models import EXPORT_FORMATS, ApiToken, Export, Job
+from app.models import EXPORT_FORMATS, ApiToken, Email, Export, Job
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ EXPORT_FILE = re.compile(rf"^({_UUID})\.(?:{_FORMATS})$")
 def cleanup() -> dict:
     summary = {
         "jobs_deleted": delete_old_jobs(),
+        "emails_deleted": delete_orphaned_emails(),
         "exports_expired": expire_exports(),
         "files_removed": remove_stray_files(),
         "tokens_deleted": delete_expired_tokens(),
@@ -55,13 +57,37 @@ def delete_old_jobs() -> int:
     )
     deleted = 0
     while True:
-        ids = db.session.scalars(select(Job.id).where(old).limit(BATCH)).all()
+        # Locked (PostgreSQL; SQLite's write lock is the database's) so that no
+        # job is retried between deleting its emails and deleting it.
+        ids = db.session.scalars(
+            select(Job.id).where(old).limit(BATCH).with_for_update(skip_locked=True)
+        ).all()
         if not ids:
             db.session.rollback()
             return deleted
-        # job_attempts go with them (ON DELETE CASCADE); emails and exports keep
-        # their rows with job_id set to NULL.
+        # An email goes with its job, body and all: past its job it is only
+        # weight. (Deleting the job first would set the emails' job_id to NULL.)
+        # job_attempts go with the jobs (ON DELETE CASCADE); exports keep their
+        # rows with job_id set to NULL.
+        db.session.execute(delete(Email).where(Email.job_id.in_(ids)))
         db.session.execute(delete(Job).where(Job.id.in_(ids), old))
+        db.session.commit()
+        deleted += len(ids)
+
+
+def delete_orphaned_emails() -> int:
+    """Emails whose job is gone (deleted before cleanup took emails with their
+    jobs) and that are older than JOB_RETENTION_DAYS: an email is always
+    created with its job, so it has none only once that job was deleted."""
+    cutoff = utcnow() - timedelta(days=current_app.config["JOB_RETENTION_DAYS"])
+    orphaned = Email.job_id.is_(None) & (Email.created_at < cutoff)
+    deleted = 0
+    while True:
+        ids = db.session.scalars(select(Email.id).where(orphaned).limit(BATCH)).all()
+        if not ids:
+            db.session.rollback()
+            return deleted
+        db.session.execute(delete(Email).where(Email.id.in_(ids), orphaned))
         db.session.commit()
         deleted += len(ids)
 

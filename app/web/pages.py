@@ -1,6 +1,7 @@
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from app import quotas
 from app.api.output import Email as EmailOut
 from app.api.output import Export as ExportOut
 from app.db import db
@@ -40,7 +41,7 @@ def index():
         "web/index.html",
         formats=EXPORT_FORMATS,
         exports=[_export_row(e) for e in _my_exports()],
-        emails=[EmailOut.from_row(e).model_dump(mode="json") for e in recent_emails],
+        emails=[EmailOut.from_row(e, admin=False).model_dump(mode="json") for e in recent_emails],
     )
 
 
@@ -62,4 +63,6 @@ def request_export():
         service.request_export(user_id=g.user.id, kind="posts", format=fmt)
     except service.ExportAlreadyRunning:
         flash("An export of your posts is already in progress.", "error")
+    except quotas.QuotaExceeded as error:
+        flash(f"No new export now: {error}. Try again in {error.retry_after_s} s.", "error")
     return redirect(url_for("web.index")), 303

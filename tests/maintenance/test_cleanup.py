@@ -13,6 +13,7 @@ from app import login_throttle
 from app.db import db, utcnow
 from app.exports import links
 from app.jobs import state
+from app.maintenance import cleanup as cleanup_module
 from app.maintenance.cleanup import cleanup
 from app.models import ApiToken, Email, Export, Job, JobAttempt, LoginThrottle, new_id
 
@@ -45,25 +46,84 @@ def test_cleanup_deletes_finished_jobs_past_retention_with_their_history(app, us
             _job("queued", failed_days + 10),
             _job("retrying", failed_days + 10),
         ]
-        email = Email(
-            user_id=user[0],
-            job_id=gone[0],
-            to="a@b.c",
-            subject="s",
-            body="b",
-            message_id="<m@x>",
-            sent_at=utcnow(),
-        )
-        db.session.add(email)
-        db.session.commit()
-
         summary = cleanup()
 
         assert summary["jobs_deleted"] == 3
         remaining = set(db.session.scalars(db.select(Job.id)))
-        assert remaining == set(kept)
+        assert remaining == set(kept) and not remaining & set(gone)
         assert db.session.query(JobAttempt).count() == len(kept)
-        assert db.session.get(Email, email.id).job_id is None  # the email itself stays
+
+
+def _email(user_id, job_id, *, age_days=0) -> str:
+    email = Email(
+        user_id=user_id,
+        job_id=job_id,
+        to="a@b.c",
+        subject="s",
+        body="a big body " * 1000,
+        html="<p>and its html</p>",
+        message_id="<m@x>",
+        sent_at=utcnow(),
+        created_at=utcnow() - timedelta(days=age_days),
+    )
+    db.session.add(email)
+    db.session.commit()
+    return email.id
+
+
+def test_cleanup_deletes_the_emails_of_the_jobs_it_deletes_and_keeps_the_others(app, user):
+    # Given emails of jobs past retention and of jobs within it
+    keep_days = app.config["JOB_RETENTION_DAYS"]
+    with app.app_context():
+        old_job, failed_job = _job("succeeded", keep_days + 1), _job("failed", keep_days + 1)
+        young_job = _job("succeeded", keep_days - 1)
+        gone = [_email(user[0], old_job, age_days=keep_days + 2) for _ in range(3)]
+        kept = [
+            _email(user[0], young_job, age_days=keep_days),
+            _email(user[0], failed_job, age_days=keep_days + 2),  # failed jobs stay longer
+        ]
+
+        # When cleanup runs
+        summary = cleanup()
+
+        # Then the old job's emails went with it, bodies and all
+        assert summary["jobs_deleted"] == 1
+        assert set(db.session.scalars(db.select(Email.id))) == set(kept)
+        assert all(db.session.get(Email, email_id) is None for email_id in gone)
+        assert {db.session.get(Email, email_id).job_id for email_id in kept} == {
+            young_job,
+            failed_job,
+        }
+
+
+def test_cleanup_deletes_emails_left_without_a_job_past_retention(app, user):
+    # Given emails whose job an earlier cleanup deleted, one old and one recent
+    keep_days = app.config["JOB_RETENTION_DAYS"]
+    with app.app_context():
+        orphaned = _email(user[0], None, age_days=keep_days + 1)
+        recent = _email(user[0], None, age_days=keep_days - 1)
+
+        summary = cleanup()
+
+        assert summary["emails_deleted"] == 1
+        assert db.session.get(Email, orphaned) is None
+        assert db.session.get(Email, recent) is not None
+
+
+def test_cleanup_deletes_emails_in_batches(app, user, monkeypatch):
+    monkeypatch.setattr(cleanup_module, "BATCH", 2)
+    keep_days = app.config["JOB_RETENTION_DAYS"]
+    with app.app_context():
+        jobs = [_job("succeeded", keep_days + 1) for _ in range(5)]
+        for job_id in jobs:
+            _email(user[0], job_id, age_days=keep_days + 2)
+        for _ in range(5):
+            _email(user[0], None, age_days=keep_days + 2)
+
+        summary = cleanup()
+
+        assert (summary["jobs_deleted"], summary["emails_deleted"]) == (5, 5)
+        assert db.session.query(Email).count() == 0
 
 
 def test_cleanup_expires_old_export_files_and_their_links(app, user, client):
