@@ -1,8 +1,8 @@
 """user quotas: which emails a user queued (USER_EMAILS_PER_HOUR counts them),
 and the index that counts them
 
-Revision ID: 0008_user_quotas
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-26 10:00:00
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0008_user_quotas'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
