@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+import unicodedata
 from datetime import timedelta
 from functools import wraps
 
@@ -25,7 +27,14 @@ _DUMMY_HASH = generate_password_hash("not a real password")
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """One form for every way of writing an address: Unicode compatibility forms
+    folded (a full-width "ａ" is an "a"), the domain in its IDNA form, all in
+    lower case; so that look-alike spellings cannot make two accounts."""
+    local, at, domain = unicodedata.normalize("NFKC", email).strip().rpartition("@")
+    if at:
+        with contextlib.suppress(UnicodeError):  # not a valid domain: validation refuses it
+            domain = domain.encode("idna").decode("ascii")
+    return (local + at + domain).lower()
 
 
 class InvalidCredentials(ValueError):

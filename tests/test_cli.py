@@ -81,3 +81,25 @@ def test_jobs_list_passes_no_terminal_escape_codes(app):
 
     assert "\x1b" not in output and "\x07" not in output
     assert len(output.splitlines()) == 1 and "451 ?]0;owned??[2J gone?second line" in output
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["ｉｖｙ@example.com", "IVY@EXAMPLE.COM", "ivy@EXAMPLE.com"],
+)
+def test_users_create_refuses_a_look_alike_of_an_existing_address(app, look_alike):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "create", "ivy@example.com", "--password", PASSWORD]
+                         ).exit_code == 0
+    again = runner.invoke(args=["users", "create", look_alike, "--password", PASSWORD])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_an_internationalised_domain_is_one_account_in_either_form(app):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["users", "create", "jo@Bücher.example", "--password", PASSWORD])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(
+        args=["users", "create", "jo@xn--bcher-kva.example", "--password", PASSWORD]
+    )
+    assert again.exit_code != 0 and "already exists" in again.output

@@ -107,7 +107,8 @@ def test_worker_killed_mid_export_is_taken_over_and_the_file_is_whole(
 def test_worker_killed_under_1000_jobs_loses_none_and_duplicates_only_in_flight_sends(
     live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers
 ):
-    # Given 1,000 emails going through a worker with 8 threads
+    # Given 1,000 emails going through a worker with 8 threads (no hourly quota)
+    live_app.config["USER_EMAILS_PER_HOUR"] = 0
     first = start_worker(**proxies.env, threads=8)
     sent = send_emails(live_app, headers, 1000)
     wait_until(lambda: len(smtp_server.messages) >= 300, timeout=60, message="300 sent")
