@@ -154,9 +154,13 @@ def test_without_mail_tls_ca_file_only_the_system_cas_are_trusted(serve, mail_ap
 
 @pytest.mark.parametrize("implicit", MODES)
 def test_mail_tls_verify_0_delivers_to_a_self_signed_server_and_warns_at_start(
-    serve, mail_app, untrusted, implicit, caplog
+    serve, mail_app, untrusted, implicit, caplog, monkeypatch
 ):
     server = serve(untrusted, implicit=implicit)
+    # Another test's logging configuration may have disabled or detached this logger.
+    smtp_logger = logging.getLogger("app.smtp")
+    monkeypatch.setattr(smtp_logger, "disabled", False)
+    monkeypatch.setattr(smtp_logger, "propagate", True)
     caplog.set_level(logging.WARNING, logger="app.smtp")
 
     mail_app(server, implicit=implicit, MAIL_TLS_VERIFY=False)
