@@ -11,19 +11,10 @@ from __future__ import annotations
 import dramatiq
 import pika
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
 
 from app import rabbitmq
 from app.config import from_env
-from app.jobs.middleware import AppContext, JobState
-from app.worker_metrics import WorkerMetrics
+from app.jobs.middleware import stack
 
 
 def _create_app():
@@ -33,20 +24,7 @@ def _create_app():
 
 
 def middleware() -> list:
-    """Dramatiq's defaults (less Prometheus) with ours; the order is explained in
-    ``app/jobs/middleware.py``."""
-    app_context = AppContext(_create_app)
-    return [
-        AgeLimit(),
-        app_context,
-        JobState(app_context),
-        Retries(),
-        TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
-        WorkerMetrics(),
-    ]
+    return stack(_create_app)
 
 
 def connection_parameters(url: str) -> pika.URLParameters:

@@ -2,12 +2,10 @@ from functools import partial
 
 import dramatiq
 
-from app.emails import check_still_to_send, deliver
-from app.jobs.errors import PermanentError
-from app.jobs.kinds import actor_options
+from app.emails import SEND_EMAIL, check_still_to_send, deliver
 
 
-@dramatiq.actor(**actor_options("send_email"), throws=(PermanentError,))
+@dramatiq.actor(**SEND_EMAIL.actor_options())
 def send_email(email_id: str) -> None:
     """Deliver one email; safe to run twice (see ``app.emails.deliver``), and sent
     only while this attempt still owns its job (checked right before DATA)."""

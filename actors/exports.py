@@ -1,11 +1,9 @@
 import dramatiq
 
-from app.exports.service import run
-from app.jobs.errors import PermanentError
-from app.jobs.kinds import actor_options
+from app.exports.service import RUN_EXPORT, run
 
 
-@dramatiq.actor(**actor_options("run_export"), throws=(PermanentError,))
+@dramatiq.actor(**RUN_EXPORT.actor_options())
 def run_export(export_id: str) -> None:
     """Write one export and queue the email that delivers it; safe to run twice."""
     run(export_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app import email_message, quotas, smtp
 from app.db import db, utcnow
-from app.jobs import attempts, outbox, state, workers
+from app.jobs import attempts, outbox, outcomes, state, workers
 from app.jobs.errors import PermanentError
+from app.jobs.kinds import JobKind, subject_row
 from app.models import Email, new_id
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -42,7 +43,7 @@ PERMANENT_ERRORS = tuple(
         smtp.RecipientRefused,
         smtp.MessageRefused,
         smtp.DeliveryUnconfirmed,  # the server may have it: a person decides
-        attempts.OutcomeNotRecorded,  # it may have been sent: likewise
+        outcomes.OutcomeNotRecorded,  # it may have been sent: likewise
         AttachmentMissing,
     )
 )
@@ -124,7 +125,7 @@ def new_email(
 ):
     """An email and its ``send_email`` job, added to the session; the caller
     commits and publishes them with ``outbox.commit_and_publish(job)``."""
-    job = state.new_job(actor="send_email", args=[], user_id=user_id)
+    job = state.new_job(SEND_EMAIL, args=[], user_id=user_id)
     email = Email(
         id=new_id(),
         user_id=user_id,
@@ -190,16 +191,16 @@ def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -
     smtp.send(message, before_data=before_data)
 
 
-def count_attempt(job_ids: list[str]) -> None:
-    """``send_email``'s ``claimed`` hook (app/jobs/kinds.py)."""
+def count_attempt(job_ids: Sequence[str]) -> None:
+    """The claim of an attempt is the email's attempt too."""
     db.session.execute(
         update(Email).where(Email.job_id.in_(job_ids)).values(attempts=Email.attempts + 1),
         execution_options={"synchronize_session": False},
     )
 
 
-def mark_sent(job_ids: list[str]) -> None:
-    """``send_email``'s ``succeeded`` hook: the SMTP server accepted the email.
+def mark_sent(job_ids: Sequence[str]) -> None:
+    """The job succeeded: the SMTP server accepted the email.
     The one window for a second copy is a worker dying between that and this
     commit (see docs/reliability.md)."""
     db.session.execute(
@@ -227,3 +228,21 @@ def check_still_to_send(email_id: str) -> None:
         raise attempts.AttemptFenced(
             f"email {email_id} is sent already, or its job was taken over by another attempt"
         )
+
+
+def _subject(job) -> dict:
+    email = subject_row(Email, job)
+    return {"email": email, "email_status": status(email) if email else None}
+
+
+SEND_EMAIL = JobKind(
+    actor="send_email",
+    queue="emails",
+    max_retries_setting="EMAIL_MAX_RETRIES",
+    # Above MAIL_DATA_TIMEOUT (600 s) and a few MAIL_TIMEOUTs: the limit must not
+    # interrupt the wait for the server's answer to the end of DATA.
+    time_limit_ms=20 * 60 * 1000,
+    on_claimed=count_attempt,
+    on_succeeded=mark_sent,
+    subject=_subject,
+)

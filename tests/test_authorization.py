@@ -15,6 +15,7 @@ import pytest
 
 from app import emails
 from app.db import db, utcnow
+from app.emails import SEND_EMAIL
 from app.exports import links
 from app.jobs import outbox, state
 from app.models import Export, Job
@@ -73,7 +74,7 @@ def things(app, user, other_user, admin, stub_broker):
     with app.app_context():
         email, job = emails.new_email(user_id=user[0], to="x@example.com", subject="s", body="b")
         outbox.commit_and_publish(job)
-        failed = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+        failed = state.new_job(SEND_EMAIL, args=[], max_retries=0)
         failed.user_id, failed.status = user[0], "failed"
         export = Export(user_id=user[0], kind="posts", format="csv", status="succeeded")
         db.session.add(export)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.db import db
+from app.emails import SEND_EMAIL
+from app.exports.service import RUN_EXPORT
 from app.jobs import state
 from app.models import Post, User
 
@@ -57,9 +59,9 @@ def test_seed_posts_for_an_unknown_user_fails_clearly(app):
 
 def test_jobs_list_shows_newest_first_and_filters(app):
     with app.app_context():
-        first = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+        first = state.new_job(SEND_EMAIL, args=[], max_retries=0)
         db.session.commit()
-        second = state.new_job(actor="run_export", queue="exports", args=[], max_retries=0)
+        second = state.new_job(RUN_EXPORT, args=[], max_retries=0)
         db.session.commit()
         first_id, second_id = first.id, second.id
     runner = app.test_cli_runner()
@@ -73,7 +75,7 @@ def test_jobs_list_shows_newest_first_and_filters(app):
 
 def test_jobs_list_passes_no_terminal_escape_codes(app):
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+        job = state.new_job(SEND_EMAIL, args=[], max_retries=0)
         job.status, job.error_type = "failed", "SMTPTemporaryError"
         job.error_message = "451 \x1b]0;owned\x07\x1b[2J gone\nsecond line"
         db.session.commit()

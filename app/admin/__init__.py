@@ -6,12 +6,8 @@ from datetime import datetime
 
 from flask import Blueprint
 
-from app.jobs.kinds import KINDS
-
 admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
-# What the actor filter offers; a job of another actor is still found by searching.
-KNOWN_ACTORS = tuple(KINDS)
 PAGE_SIZE = 50
 # Status counts stop here: past it the page says "1,000+".
 COUNT_CAP = 1_000

@@ -11,14 +11,13 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
-from app import emails as email_state
-from app.admin import COUNT_CAP, KNOWN_ACTORS, PAGE_SIZE, admin
+from app.admin import COUNT_CAP, PAGE_SIZE, admin
 from app.api.input import valid_cursor
 from app.db import db
-from app.jobs import control
+from app.jobs import control, kinds
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
-from app.jobs.state import CANCELLABLE, RETRYABLE
-from app.models import JOB_STATUSES, Email, Export, Job, User
+from app.models import JOB_STATUSES, Job, User
+from app.states import CANCELLABLE, RETRYABLE
 from app.web.session import admin_required
 
 # What a search looks in, as one expression; migration 0005 indexes exactly this
@@ -119,7 +118,8 @@ def jobs():
     older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
     counts, partial = status_counts(filters)
     retry_all = filters.retry_all_status
-    actors = list(KNOWN_ACTORS)
+    # A job of an actor the app does not run is still found by searching.
+    actors = list(kinds.registry())
     if filters.actor and filters.actor not in actors:
         actors.append(filters.actor)
     return render_template(
@@ -189,33 +189,18 @@ def job(job_id: str):
     found = db.session.get(Job, job_id, options=[selectinload(Job.history)])
     if found is None:
         abort(404)
-    email = export = None
-    if found.actor == "send_email":
-        email = _linked(Email, found)
-    elif found.actor == "run_export":
-        export = _linked(Export, found)
+    subject = kinds.of(found.actor).subject
     owner = db.session.get(User, found.user_id) if found.user_id is not None else None
     return render_template(
         "admin/job.html",
         job=found,
         owner=owner,
-        email=email,
-        email_status=email_state.status(email) if email else None,
-        export=export,
+        **(subject(found) if subject else {}),
         arguments=json.dumps(found.args, indent=2, ensure_ascii=False),
         result=json.dumps(found.result, indent=2, ensure_ascii=False) if found.result else None,
         can_retry=found.status in RETRYABLE,
         can_cancel=found.status in CANCELLABLE,
     )
-
-
-def _linked(model, job: Job):
-    """The email or export the job works on: named by its first argument."""
-    if job.args and isinstance(job.args[0], str):
-        row = db.session.get(model, job.args[0])
-        if row is not None:
-            return row
-    return db.session.scalar(select(model).where(model.job_id == job.id))
 
 
 @admin.post("/jobs/<job_id>/retry")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
@@ -23,8 +25,10 @@ from app.db import db, utcnow
 from app.emails import new_email
 from app.exports import links, pg_copy
 from app.exports.writers import WRITERS
-from app.jobs import attempts, durable, outbox, state
+from app.jobs import attempts, durable, outbox, outcomes, state
 from app.jobs.errors import PermanentError
+from app.jobs.kinds import HOUR_MS, JobKind, subject_row
+from app.jobs.writes import one_at_a_time
 from app.models import Export, Job, Post, User, new_id
 
 logger = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ def request_export(*, user_id: int, kind: str, format: str) -> Export:
     if running is not None:
         raise ExportAlreadyRunning(running.job_id)
     quotas.check_export(user_id)
-    job = state.new_job(actor="run_export", args=[], user_id=user_id)
+    job = state.new_job(RUN_EXPORT, args=[], user_id=user_id)
     export = Export(
         id=new_id(),
         user_id=user_id,
@@ -83,8 +87,8 @@ def _unfinished(user_id: int, kind: str) -> Export | None:
     )
 
 
-def mark_failed(job_ids: list[str]) -> None:
-    """The export's job failed for good or was cancelled (``kinds``' given_up hook)."""
+def mark_failed(job_ids: Sequence[str]) -> None:
+    """The export's job failed for good or was cancelled."""
     db.session.execute(
         update(Export)
         .where(Export.job_id.in_(job_ids), Export.status.in_(("queued", "running")))
@@ -92,8 +96,8 @@ def mark_failed(job_ids: list[str]) -> None:
     )
 
 
-def mark_queued(job_ids: list[str]) -> None:
-    """The export's job was retried by hand (``kinds``' requeued hook). Raises
+def mark_queued(job_ids: Sequence[str]) -> None:
+    """The export's job was retried by hand. Raises
     IntegrityError when the user has started another export of the same kind
     meanwhile: the unique index allows one unfinished export."""
     db.session.execute(
@@ -143,15 +147,15 @@ def run(export_id: str) -> None:
         else:
             WRITERS[fmt](str(partial), COLUMNS, progress.track(_post_batches(user_id)))
         size = partial.stat().st_size
-        message = durable.write(
-            _succeed, export_id, claim, partial, rows=progress.rows, size=size, name=name
-        )
+        written = WrittenFile(export_id, claim, partial, rows=progress.rows, size=size, name=name)
+        message = durable.write(_succeed, written)
     finally:
         partial.unlink(missing_ok=True)
     if message is not None:
         outbox.publish(message)
 
 
+@one_at_a_time
 def _mark_running(export_id: str) -> None:
     db.session.execute(
         update(Export)
@@ -160,7 +164,20 @@ def _mark_running(export_id: str) -> None:
     )
 
 
-def _succeed(export_id: str, claim, partial: Path, *, rows: int, size: int, name: str):
+@dataclass(frozen=True)
+class WrittenFile:
+    """An attempt's whole file, waiting in ``partial`` to be put in place."""
+
+    export_id: str
+    claim: attempts.Claim | None
+    partial: Path
+    rows: int
+    size: int
+    name: str
+
+
+@one_at_a_time
+def _succeed(written: WrittenFile):
     """The export's file is put in place, the export succeeded and its email is
     queued, in one transaction; the message to publish once it is committed, or
     None when this attempt no longer owns the job (or an earlier try of this
@@ -170,6 +187,7 @@ def _succeed(export_id: str, claim, partial: Path, *, rows: int, size: int, name
     write lock is the database's), so no takeover commits between the check and
     the rename. A try whose commit failed after the rename finds its file in
     place already when it runs again."""
+    export_id, claim, partial = written.export_id, written.claim, written.partial
     if claim is not None:
         owner = db.session.execute(
             select(Job.id)
@@ -181,12 +199,13 @@ def _succeed(export_id: str, claim, partial: Path, *, rows: int, size: int, name
     changed = db.session.execute(
         update(Export)
         .where(Export.id == export_id, Export.status == "running")
-        .values(status="succeeded", rows=rows, bytes=size, file_name=name, finished_at=utcnow())
+        .values(status="succeeded", rows=written.rows, bytes=written.size, file_name=written.name,
+                finished_at=utcnow())
     ).rowcount
     if not changed:
         return None
     if partial.exists():
-        os.replace(partial, export_dir() / name)  # atomic: the file is whole or absent
+        os.replace(partial, export_dir() / written.name)  # atomic: the file is whole or absent
     export = db.session.get(Export, export_id, populate_existing=True)
     email, job = _delivery_email(export)
     db.session.add(email)
@@ -239,7 +258,8 @@ class _Progress:
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S and self.total and self.claim:
             self._last = now
-            durable.write(attempts.set_progress, self.claim, min(99, self.rows * 100 // self.total))
+            percent = min(99, self.rows * 100 // self.total)
+            durable.write(outcomes.set_progress, outcomes.Progress(self.claim, percent))
 
 
 def _delivery_email(export: Export):
@@ -261,3 +281,15 @@ def _delivery_email(export: Export):
         body=body,
         attachment=export.file_name if attach else None,
     )
+
+
+RUN_EXPORT = JobKind(
+    actor="run_export",
+    queue="exports",
+    max_retries_setting="EXPORT_MAX_RETRIES",
+    # A million rows take well under two hours; Dramatiq's default 10 minutes would cut them.
+    time_limit_ms=2 * HOUR_MS,
+    on_given_up=mark_failed,
+    on_requeued=mark_queued,
+    subject=lambda job: {"export": subject_row(Export, job)},
+)

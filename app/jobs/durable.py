@@ -22,10 +22,11 @@ What an error means decides what happens to the write (``classify``):
 
 Group commit: one writer thread per process (per app) takes the writes of all
 its worker threads and commits those that are waiting together, in one
-transaction. Each caller still waits until its own write is committed, so what
-is guaranteed does not change; what changes is that 16 threads cost one commit
-(one fsync on the database server) instead of 16. A batch that meets an error
-of one write is committed again one write at a time.
+transaction, the requests of each write as one batch (``app/jobs/writes.py``).
+Each caller still waits until its own write is committed, so what is guaranteed
+does not change; what changes is that 16 threads cost one commit (one fsync on
+the database server) instead of 16. A batch that meets an error of one write is
+committed again one write at a time.
 
 Every write a caller waits for ends with a result or an error: an error of the
 writer itself (not of the change) fails the writes of its batch with
@@ -41,7 +42,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app
@@ -50,9 +50,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import db
+from app.jobs.writes import Write
 
 logger = logging.getLogger(__name__)
 
+R = TypeVar("R")
 T = TypeVar("T")
 
 FIRST_DELAY_S = 0.05
@@ -107,22 +109,20 @@ def classify(error: BaseException) -> ErrorKind:
     return ErrorKind.OUTAGE if isinstance(error, OperationalError) else ErrorKind.PERMANENT
 
 
-def write(change: Callable[..., T], *args, **kwargs) -> T:
-    """Run ``change`` in the process's writer and return its result once it is
-    committed (see the module for what each kind of error does).
+def write(change: Write[R, T], request: R) -> T:
+    """Run ``request`` through ``change`` in the process's writer and return its
+    result once it is committed (see the module for what each kind of error does).
 
-    ``change`` must be safe to run again after a commit whose outcome was lost
-    (a conditional UPDATE, or one that recognises its own earlier effect), and
-    must not commit or roll back itself. The caller's own transaction (its
-    reads) is ended first: on SQLite it may hold the lock the writer needs."""
+    The caller's own transaction (its reads) is ended first: on SQLite it may
+    hold the lock the writer needs."""
     if db.session().in_transaction():
         db.session.rollback()
     app = current_app._get_current_object()
     try:
-        return _writer(app).submit(change, args, kwargs)
+        return _writer(app).submit(change, request)
     except WriterFailed:
-        logger.warning("running %s again after the writer failed", _name(change))
-        return _writer(app).submit(change, args, kwargs)
+        logger.warning("running %s again after the writer failed", change.name)
+        return _writer(app).submit(change, request)
 
 
 def stalled_for(app) -> float:
@@ -146,17 +146,14 @@ def _writer(app) -> _Writer:
 
 
 class _Pending:
-    __slots__ = ("args", "change", "done", "error", "kwargs", "result", "submitted")
+    __slots__ = ("change", "done", "error", "request", "result", "submitted")
 
-    def __init__(self, change, args, kwargs):
-        self.change, self.args, self.kwargs = change, args, kwargs
+    def __init__(self, change: Write, request):
+        self.change, self.request = change, request
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.submitted = time.monotonic()
-
-    def run(self):
-        return self.change(*self.args, **self.kwargs)
 
     def finish(self, error: BaseException | None = None) -> None:
         if error is not None:
@@ -187,8 +184,8 @@ class _Writer:
         thread.start()
         return thread
 
-    def submit(self, change, args, kwargs):
-        pending = _Pending(change, args, kwargs)
+    def submit(self, change: Write, request):
+        pending = _Pending(change, request)
         self.queue.put(pending)
         while not pending.done.wait(LIVENESS_CHECK_S):
             self._replace_dead_threads()
@@ -268,7 +265,7 @@ class _Writer:
                         raise _Split() from error
                     if kind is ErrorKind.STUCK:
                         logger.warning("state write %s is stuck (%s); retrying it on its own",
-                                       _name(batch[0].change), _reason(error))
+                                       batch[0].change.name, _reason(error))
                         self.slow.put(batch[0])
                         return
                     batch[0].finish(error)
@@ -301,24 +298,17 @@ def _limit_waits() -> None:
 
 
 def _run_all(batch: list[_Pending]) -> None:
-    """Run the batch's changes. Calls of a change that has a ``many`` form
-    (``attempts.start_attempt``, ``attempts.succeed``) run as one call of it, in a few
-    statements for all of them; ``many`` returns one result per call, an
-    exception standing for an error that call alone raised. Grouping may reorder
-    writes of different threads; each is a conditional UPDATE on its own job, and
-    a thread's next write waits for its last, so no two depend on their order."""
+    """Run the batch's requests, those of one write as one batch of it. Grouping
+    may reorder writes of different threads; each is a conditional UPDATE on its
+    own job, and a thread's next write waits for its last, so no two depend on
+    their order."""
     for pending in batch:
         pending.result = pending.error = None
-    groups: dict[Callable, list[_Pending]] = {}
+    groups: dict[Write, list[_Pending]] = {}
     for pending in batch:
         groups.setdefault(pending.change, []).append(pending)
     for change, group in groups.items():
-        many = getattr(change, "many", None)
-        if many is None or len(group) == 1:
-            for pending in group:
-                pending.result = pending.run()
-            continue
-        outcomes = many([(pending.args, pending.kwargs) for pending in group])
+        outcomes = change.many([pending.request for pending in group])
         for pending, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 pending.error = outcome
@@ -331,10 +321,6 @@ def _rollback() -> None:
         db.session.rollback()
     except Exception:
         db.session.close()
-
-
-def _name(change) -> str:
-    return getattr(change, "__qualname__", repr(change))
 
 
 def _reason(error: BaseException) -> str:

@@ -1,36 +1,49 @@
-"""Every kind of job, in one table: its actor, queue, retry policy, time limit,
-and what else must change in the same transaction when its job fails for good,
-is cancelled, or is queued again by hand.
+"""Kinds of job: what each runs on, how it is retried, and what its domain changes
+with it.
 
-Actors (``actors/``), the outbox, the state module and the admin pages all read
-this table; nothing is registered as a side effect of importing a module.
+A kind is declared by its own domain (``app/emails.py`` declares ``send_email``),
+with real functions as hooks. The app factory registers every kind the app runs
+(``register``); the job system finds a kind by its actor's name in that registry
+and never imports a domain. Nothing is registered as an effect of an import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from app.db import db
+
+if TYPE_CHECKING:
+    from app.models import Job
+
+# A hook takes the ids of jobs of its kind and changes what else must change with
+# them, in the transaction that changes the jobs (so one statement serves a batch).
+Hook = Callable[[Sequence[str]], None]
+
+HOUR_MS = 60 * 60 * 1000
 
 
 @dataclass(frozen=True)
 class JobKind:
     actor: str
     queue: str
-    # The config key of its automatic retries after the first attempt; None: never retried
-    # (periodic work: the next tick is the retry).
-    max_retries_setting: str | None
     time_limit_ms: int
-    # "module:function" taking a list of job ids, run inside the transaction that claims
-    # an attempt (``claimed``), records its success (``succeeded``), fails or
-    # cancels the job for good (``given_up``), or queues it again (``requeued``):
-    # what else changes with the job changes in the same commit.
-    claimed: str | None = None
-    succeeded: str | None = None
-    given_up: str | None = None
-    requeued: str | None = None
+    # The config key of its automatic retries after the first attempt; None: never
+    # retried (periodic work: the next tick is the retry).
+    max_retries_setting: str | None = None
+    # Run in the transaction that claims an attempt, records its success, ends the
+    # job without success for good (failed or cancelled), or queues it again by hand.
+    on_claimed: Hook | None = None
+    on_succeeded: Hook | None = None
+    on_given_up: Hook | None = None
+    on_requeued: Hook | None = None
+    # What the job works on, for the admin's job page: names and rows for its template.
+    subject: Callable[[Job], Mapping[str, Any]] | None = None
 
     @property
     def max_retries(self) -> int:
@@ -38,56 +51,86 @@ class JobKind:
             return 0
         return current_app.config[self.max_retries_setting]
 
+    def actor_options(self) -> dict[str, Any]:
+        """What its ``@dramatiq.actor`` declares. Retries are not among them: the
+        worker decides them from the job row and the configuration
+        (``app/jobs/outcome.py``), so no actor reads settings when imported."""
+        return {
+            "actor_name": self.actor,
+            "queue_name": self.queue,
+            "time_limit": self.time_limit_ms,
+        }
 
-HOUR_MS = 60 * 60 * 1000
+    def claimed(self, job_ids: Sequence[str]) -> None:
+        _run(self.on_claimed, job_ids)
 
-KINDS = {
-    kind.actor: kind
-    for kind in (
-        JobKind(
-            "send_email",
-            "emails",
-            "EMAIL_MAX_RETRIES",
-            # Above MAIL_DATA_TIMEOUT (600 s) and a few MAIL_TIMEOUTs: the limit must
-            # not interrupt the wait for the server's answer to the end of DATA.
-            20 * 60 * 1000,
-            claimed="app.emails:count_attempt",
-            succeeded="app.emails:mark_sent",
-        ),
-        # A million rows take well under two hours; Dramatiq's default 10 minutes would cut them.
-        JobKind(
-            "run_export",
-            "exports",
-            "EXPORT_MAX_RETRIES",
-            2 * HOUR_MS,
-            given_up="app.exports.service:mark_failed",
-            requeued="app.exports.service:mark_queued",
-        ),
-        JobKind("resend_failed_emails", "maintenance", None, HOUR_MS),
-        JobKind("cleanup", "maintenance", None, HOUR_MS),
-    )
-}
-QUEUES = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))
+    def succeeded(self, job_ids: Sequence[str]) -> None:
+        _run(self.on_succeeded, job_ids)
+
+    def given_up(self, job_ids: Sequence[str]) -> None:
+        _run(self.on_given_up, job_ids)
+
+    def requeued(self, job_ids: Sequence[str]) -> None:
+        _run(self.on_requeued, job_ids)
 
 
-def actor_options(actor: str) -> dict:
-    """The options its ``@dramatiq.actor`` declares. Retry counts and backoff are
-    not among them: the JobState middleware sets them on each message from the
-    job row and the configuration, so no actor reads settings when imported."""
-    kind = KINDS[actor]
-    return {"actor_name": kind.actor, "queue_name": kind.queue, "time_limit": kind.time_limit_ms}
+def _run(hook: Hook | None, job_ids: Sequence[str]) -> None:
+    if hook is not None and job_ids:
+        hook(list(job_ids))
 
 
-def run_hook(actor: str, hook: str, *job_ids: str) -> None:
-    """Run the kind's ``claimed``, ``succeeded``, ``given_up`` or ``requeued``
-    hook, if it has one, for jobs of that kind (a hook takes a list of ids, so
-    that a group commit changes many rows in one statement)."""
-    kind = KINDS.get(actor)
-    target = getattr(kind, hook) if kind else None
-    if target and job_ids:
-        _resolve(target)(list(job_ids))
+class JobKinds(Mapping[str, JobKind]):
+    """The kinds an app runs, by actor name."""
+
+    def __init__(self, kinds: Iterable[JobKind] = ()):
+        self._kinds: dict[str, JobKind] = {}
+        for kind in kinds:
+            self.add(kind)
+
+    def add(self, kind: JobKind) -> None:
+        known = self._kinds.get(kind.actor)
+        if known is not None and known != kind:
+            raise ValueError(f"two kinds of job named {kind.actor!r}")
+        self._kinds[kind.actor] = kind
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(kind.queue for kind in self._kinds.values()))
+
+    def __getitem__(self, actor: str) -> JobKind:
+        return self._kinds[actor]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
 
 
-def _resolve(target: str) -> Callable[[str], None]:
-    module, _, name = target.partition(":")
-    return getattr(import_module(module), name)
+def register(app: Flask, *kinds: JobKind) -> JobKinds:
+    registry = app.extensions.setdefault("job_kinds", JobKinds())
+    for kind in kinds:
+        registry.add(kind)
+    return registry
+
+
+def registry(app: Flask | None = None) -> JobKinds:
+    app = app or current_app
+    return app.extensions.setdefault("job_kinds", JobKinds())
+
+
+def of(actor: str) -> JobKind:
+    """The kind of the actor's jobs in the current app; an actor of no registered
+    kind (a message naming an unknown actor) has no hooks."""
+    kind = registry().get(actor)
+    return kind if kind is not None else JobKind(actor, queue="", time_limit_ms=0)
+
+
+def subject_row(model, job: Job):
+    """The row a job works on (an email, an export): named by its first argument,
+    or pointing at the job."""
+    if job.args and isinstance(job.args[0], str):
+        row = db.session.get(model, job.args[0])
+        if row is not None:
+            return row
+    return db.session.scalar(select(model).where(model.job_id == job.id))

@@ -1,32 +1,36 @@
 """Dramatiq middleware that runs each message inside the Flask app and keeps its
-job row in step with what the worker does.
-
-Order matters: the broker calls ``before_*`` hooks in list order and ``after_*``
-hooks in reverse. ``broker.py`` lists ``AppContext``, ``JobState``, ``Retries``
-and then ``TimeLimit``: so ``Retries`` decides before ``JobState`` records the
-outcome, both run inside the app context, and a job's time limit is lifted
-before its outcome is written (a write waiting for the database must not be
-interrupted by the limit, or Dramatiq would ack a message whose outcome was
-never recorded).
+job row in step with what the worker does; ``stack`` is the worker's whole list.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import uuid
-from datetime import timedelta
 
 from dramatiq.common import dq_name
 from dramatiq.errors import ActorNotFound
-from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware import Middleware, SkipMessage, TimeLimit
 
-from app.db import utcnow
-from app.jobs import attempts, durable, shutdown, state
+from app.jobs import attempts, durable, outcomes, shutdown, state
+from app.jobs.attempts import Claim, StartAttempt
+from app.jobs.outcomes import Outcome, RetryPolicy, Unclaimable, Unrecorded
 from app.jobs.workers import WorkerLease
+from app.states import JobStatus
+from app.worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
+
+
+def stack(create_app) -> list[Middleware]:
+    """Every middleware a broker of this app runs, in order. The broker calls
+    ``before_*`` hooks in list order and ``after_*`` hooks in reverse: so both of
+    JobState's run inside the app context, and TimeLimit lifts a job's limit
+    before JobState writes its outcome (a write waiting for the database must
+    not be interrupted by the limit). Dramatiq's Retries is not among them:
+    JobState decides retries (``app/jobs/outcomes.py``)."""
+    app_context = AppContext(create_app)
+    return [app_context, JobState(app_context), TimeLimit(), WorkerMetrics()]
 
 
 class AppContext(Middleware):
@@ -66,12 +70,13 @@ class JobState(Middleware):
     The job id is the message id. Before a message runs, its job is claimed for
     this worker process (``attempts.start_attempt``); a message whose job is
     finished, cancelled or running under a live lease is skipped (acknowledged,
-    not run); one whose job row does not exist is dead-lettered. Every write
-    goes through ``durable.write``: none is skipped because the database blinked.
+    not run); one whose job row does not exist is dead-lettered. After it ran,
+    ``outcomes.decide`` says how the attempt ended and ``outcomes.record`` writes
+    it, before the message is acked, retried or dead-lettered. Every write goes
+    through ``durable.write``: none is skipped because the database blinked.
 
     The retry policy comes from the job row and the configuration, not from the
-    message: it overwrites the message's Dramatiq options before Retries reads
-    them, so a rescued copy or an old message counts its retries right."""
+    message, so a rescued copy or an old message counts its retries right."""
 
     def __init__(self, app_context: AppContext):
         self.app_context = app_context
@@ -101,27 +106,25 @@ class JobState(Middleware):
         if message.actor_name in broker.actors:
             return
         with self.app_context.app.app_context():
+            error = ActorNotFound(f"no actor named {message.actor_name[:100]!r}")
             durable.write(
                 state.fail_unrunnable,
-                message.message_id,
-                message.actor_name,
-                ActorNotFound(f"no actor named {message.actor_name[:100]!r}"),
+                state.Unrunnable(message.message_id, message.actor_name, error),
             )
 
     def before_process_message(self, broker, message):
-        self._set_claim(None)
+        _set_claim(None)
         self._wait_for_lease(message)
-        worker_id = self.lease.id if self.lease is not None else "unregistered"
+        request = StartAttempt(
+            message.message_id,
+            series=message.options.get("series", 0),
+            worker_id=self.lease.id if self.lease is not None else "unregistered",
+            token=uuid.uuid4().hex,
+            actor=message.actor_name,
+            args=list(message.args),
+        )
         try:
-            claim = durable.write(
-                attempts.start_attempt,
-                message.message_id,
-                series=message.options.get("series", 0),
-                worker_id=worker_id,
-                token=uuid.uuid4().hex,
-                actor=message.actor_name,
-                args=list(message.args),
-            )
+            claim = durable.write(attempts.start_attempt, request)
         except (state.JobNotFound, attempts.MessageMismatch) as refused:
             logger.error("message %s refused (%s); dead-lettering it", message.message_id,
                          type(refused).__name__)
@@ -132,7 +135,7 @@ class JobState(Middleware):
             # and leave the job in a state that says why.
             logger.critical("could not claim job %s; failing it", message.message_id,
                             exc_info=True)
-            self._write_fallback(attempts.fail_unclaimable, message.message_id, error)
+            _write_fallback(outcomes.fail_unclaimable, Unclaimable(message.message_id, error))
             message.fail()
             raise SkipMessage() from None
         if claim is None:
@@ -140,38 +143,31 @@ class JobState(Middleware):
             raise SkipMessage()
         if self.lease is not None:
             self.lease.note_claim(message.queue_name, claim.published_at)
-        config = self.app_context.app.config
-        message.options.update(
-            retries=claim.retries,
-            max_retries=claim.max_retries,
-            min_backoff=config["RETRY_MIN_BACKOFF_MS"],
-            max_backoff=config["RETRY_MAX_BACKOFF_MS"],
-        )
-        self._set_claim(claim)
-
-    def before_enqueue(self, broker, message, delay):
-        """Retries re-enqueues the failed message with a delay: record the
-        ``retrying`` state before the retry is published, so that the retry can
-        never start before its job says it may."""
-        claim = self._claim()
-        if claim is None or delay is None or claim.job_id != message.message_id:
-            return
-        error = sys.exc_info()[1] or RuntimeError("attempt failed")
-        retry_at = utcnow() + timedelta(milliseconds=delay)
-        self._record(claim, attempts.fail_attempt, claim, error, retry_at=retry_at)
-        self._set_claim(None)
+        _set_claim(claim)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        claim = self._claim()
-        self._set_claim(None)
-        if claim is None:  # not started, or the retry is already recorded
+        claim = attempts.current_claim.get()
+        _set_claim(None)
+        if claim is None:  # not started
             return
-        if exception is None:
-            self._record(claim, attempts.succeed, claim, result)
-        else:
-            # Retries gave up (or the error is permanent), or could not publish
-            # the retry; either way no further attempt is scheduled.
-            self._record(claim, attempts.fail_attempt, claim, exception, retry_at=None)
+        policy = RetryPolicy.from_config(self.app_context.app.config)
+        outcome = outcomes.decide(claim, result=result, error=exception, policy=policy)
+        still_owned = _record(outcome)
+        if outcome.status is JobStatus.FAILED:
+            message.fail()
+        elif outcome.status is JobStatus.RETRYING and still_owned:
+            # Published only once ``retrying`` is committed, so the retry can never
+            # start before its job says it may. Should the publish fail, the job
+            # stays ``retrying`` and the rescue publishes it (app/jobs/rescue.py).
+            retry = message.copy(options={"retries": claim.retries + 1})
+            try:
+                broker.enqueue(retry, delay=outcome.delay_ms)
+            except Exception:
+                logger.warning("job %s: its retry was not published; the rescue will publish it",
+                               claim.job_id, exc_info=True)
+
+    def after_skip_message(self, broker, message):
+        _set_claim(None)
 
     def _wait_for_lease(self, message) -> None:
         """Claim nothing while this process's lease is not live (just booted with
@@ -182,33 +178,29 @@ class JobState(Middleware):
         while not self.lease.wait_live(timeout=5) and not self.lease.stopped:
             pass
 
-    def _record(self, claim: attempts.Claim, change, *args, **kwargs) -> None:
-        """Write an attempt's outcome; when the database refuses it for good,
-        fail the job with what can always be stored, so it never stays running."""
-        try:
-            durable.write(change, *args, **kwargs)
-        except Exception as error:
-            logger.error("job %s: its outcome could not be recorded; failing it",
-                         claim.job_id, exc_info=True)
-            if not self._write_fallback(attempts.fail_unrecorded, claim, error):
-                self._write_fallback(attempts.fail_unrecorded, claim, error, hooks=False)
 
-    @staticmethod
-    def _write_fallback(change, *args, **kwargs) -> bool:
-        try:
-            durable.write(change, *args, **kwargs)
-            return True
-        except Exception:
-            logger.critical("could not record the failure either", exc_info=True)
-            return False
+def _record(outcome: Outcome) -> bool:
+    """Write an attempt's outcome; when the database refuses it for good, fail
+    the job with what can always be stored, so it never stays running."""
+    try:
+        return durable.write(outcomes.record, outcome)
+    except Exception as error:
+        logger.error("job %s: its outcome could not be recorded; failing it",
+                     outcome.claim.job_id, exc_info=True)
+        claim = outcome.claim
+        if not _write_fallback(outcomes.fail_unrecorded, Unrecorded(claim, error)):
+            _write_fallback(outcomes.fail_unrecorded, Unrecorded(claim, error, hooks=False))
+        return False
 
-    def after_skip_message(self, broker, message):
-        self._set_claim(None)
 
-    @staticmethod
-    def _claim() -> attempts.Claim | None:
-        return attempts.current_claim.get()
+def _write_fallback(change, request) -> bool:
+    try:
+        durable.write(change, request)
+        return True
+    except Exception:
+        logger.critical("could not record the failure either", exc_info=True)
+        return False
 
-    @staticmethod
-    def _set_claim(claim: attempts.Claim | None) -> None:
-        attempts.current_claim.set(claim)
+
+def _set_claim(claim: Claim | None) -> None:
+    attempts.current_claim.set(claim)

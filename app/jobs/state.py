@@ -3,7 +3,7 @@
 
 Each transition is one conditional UPDATE that names the state it expects, so a
 stale or duplicate message can never move a job backwards: the row only changes
-when it is where the caller thought it was. Each also runs the job kind's hook
+when it is where the caller thought it was. Each also runs its job kind's hook
 (``app/jobs/kinds.py``) in the same transaction, and logs one line.
 
 Here: a new job, a job retried or cancelled by hand (committed by their caller
@@ -13,6 +13,7 @@ with the outbox), a message that can never run, and the outbox's mark.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import (
     select,
@@ -22,7 +23,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
 from app.jobs import kinds
+from app.jobs.kinds import JobKind
+from app.jobs.writes import Write, one_at_a_time
 from app.models import Job, new_id
+from app.states import CANCELLABLE, CLAIMABLE, RETRYABLE, JobStatus
 from app.text import made_storable
 
 logger = logging.getLogger(__name__)
@@ -30,9 +34,6 @@ logger = logging.getLogger(__name__)
 # Keep stored error texts readable and bounded.
 MAX_MESSAGE_CHARS = 2000
 MAX_TRACEBACK_CHARS = 20000
-
-RETRYABLE = ("failed", "cancelled")
-CANCELLABLE = ("queued", "retrying", "failed")
 
 
 class JobNotFound(LookupError):
@@ -47,21 +48,18 @@ class JobStateConflict(Exception):
         self.job_id, self.status = job_id, status
 
 
-def new_job(
-    *, actor: str, args: list, user_id=None, queue: str | None = None, max_retries=None
-) -> Job:
-    """A queued job, added to the session; the caller commits and publishes it
-    with ``outbox.commit_and_publish``. Its queue and retries come from its kind
-    in ``kinds.KINDS`` (an actor outside it, as tests declare, names both)."""
-    kind = kinds.KINDS.get(actor)
+def new_job(kind: JobKind, *, args: list, user_id=None, max_retries: int | None = None) -> Job:
+    """A queued job of ``kind``, added to the session; the caller commits and
+    publishes it with ``outbox.commit_and_publish``. Its retries come from its
+    kind unless ``max_retries`` says otherwise."""
     job = Job(
         id=new_id(),
-        actor=actor,
-        queue=queue or kind.queue,
+        actor=kind.actor,
+        queue=kind.queue,
         args=args,
         max_retries=kind.max_retries if max_retries is None else max_retries,
         user_id=user_id,
-        status="queued",
+        status=JobStatus.QUEUED,
         series=0,
         retries=0,
         rescues=0,
@@ -71,15 +69,24 @@ def new_job(
     return job
 
 
-def fail_unrunnable(job_id: str, actor_name: str, error: BaseException) -> None:
-    """A message that can never run (its actor is unknown): fail its job, if any,
-    without an attempt, when the row itself names that actor (a message naming
-    another actor than its row's fails nothing)."""
+@dataclass(frozen=True)
+class Unrunnable:
+    """A message that can never run (its actor is unknown)."""
+
+    job_id: str
+    actor_name: str
+    error: BaseException
+
+
+def _fail_unrunnable(request: Unrunnable) -> None:
+    """Fail the message's job, if any, without an attempt, when the row itself
+    names that actor (a message naming another actor than its row's fails nothing)."""
+    job_id, actor_name, error = request.job_id, request.actor_name, request.error
     actor = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.actor == actor_name, Job.status.in_(("queued", "retrying")))
+        .where(Job.id == job_id, Job.actor == actor_name, Job.status.in_(CLAIMABLE))
         .values(
-            status="failed",
+            status=JobStatus.FAILED,
             finished_at=utcnow(),
             error_type=made_storable(type(error).__name__, 200),
             error_message=made_storable(str(error), MAX_MESSAGE_CHARS),
@@ -87,8 +94,11 @@ def fail_unrunnable(job_id: str, actor_name: str, error: BaseException) -> None:
         .returning(Job.actor)
     ).scalar()
     if actor is not None:
-        kinds.run_hook(actor, "given_up", job_id)
+        kinds.of(actor).given_up([job_id])
         logger.info("job %s (%s) failed: %s", job_id, actor, error)
+
+
+fail_unrunnable: Write[Unrunnable, None] = one_at_a_time(_fail_unrunnable)
 
 
 def requeue(job_id: str) -> Job:
@@ -103,7 +113,7 @@ def requeue(job_id: str) -> Job:
         update(Job)
         .where(Job.id == job_id, Job.status.in_(RETRYABLE))
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             series=Job.series + 1,
             retries=0,
             rescues=0,
@@ -117,7 +127,7 @@ def requeue(job_id: str) -> Job:
     if row is None:
         _conflict(job_id)
     try:
-        kinds.run_hook(row.actor, "requeued", job_id)
+        kinds.of(row.actor).requeued([job_id])
     except IntegrityError:
         db.session.rollback()
         raise JobStateConflict(job_id, "blocked by another unfinished export") from None
@@ -131,12 +141,12 @@ def cancel(job_id: str) -> None:
     actor = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(CANCELLABLE))
-        .values(status="cancelled", finished_at=utcnow(), next_retry_at=None)
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow(), next_retry_at=None)
         .returning(Job.actor)
     ).scalar()
     if actor is None:
         _conflict(job_id)
-    kinds.run_hook(actor, "given_up", job_id)
+    kinds.of(actor).given_up([job_id])
     logger.info("job %s (%s) cancelled", job_id, actor)
 
 

@@ -21,9 +21,13 @@ from sqlalchemy import delete, or_, select, update
 from app import login_throttle
 from app.db import db, utcnow
 from app.exports.service import PARTIAL_DIR, export_dir
+from app.jobs.kinds import HOUR_MS, JobKind
 from app.models import EXPORT_FORMATS, ApiToken, Email, Export, Job
 
 logger = logging.getLogger(__name__)
+
+# Periodic and idempotent: never retried, the next tick is the retry.
+CLEANUP = JobKind(actor="cleanup", queue="maintenance", time_limit_ms=HOUR_MS)
 
 BATCH = 1000
 # A partial file this old belongs to no live attempt (exports time out sooner).

@@ -13,9 +13,15 @@ from sqlalchemy import select, update
 from app.db import db, utcnow
 from app.emails import PERMANENT_ERRORS
 from app.jobs import control
+from app.jobs.kinds import HOUR_MS, JobKind
 from app.models import Email, Job
 
 logger = logging.getLogger(__name__)
+
+# Periodic and idempotent: never retried, the next tick is the retry.
+RESEND_FAILED_EMAILS = JobKind(
+    actor="resend_failed_emails", queue="maintenance", time_limit_ms=HOUR_MS
+)
 
 BATCH = 200
 

@@ -8,14 +8,18 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
+from app.jobs.kinds import JobKind
+from app.maintenance.cleanup import CLEANUP
+from app.maintenance.resend import RESEND_FAILED_EMAILS
+
 
 @dataclass(frozen=True)
 class Schedule:
     name: str
     interval_setting: str
-    # An actor on the maintenance queue, or None for work the scheduler does itself
+    # The kind of job it enqueues, or None for work the scheduler does itself
     # (the relay must run even while the broker is down, so it is not a message).
-    actor: str | None
+    kind: JobKind | None
 
     @property
     def interval_s(self) -> int:
@@ -23,8 +27,8 @@ class Schedule:
 
 
 SCHEDULES = (
-    Schedule("resend_failed_emails", "RESEND_INTERVAL_S", "resend_failed_emails"),
-    Schedule("cleanup", "CLEANUP_INTERVAL_S", "cleanup"),
+    Schedule("resend_failed_emails", "RESEND_INTERVAL_S", RESEND_FAILED_EMAILS),
+    Schedule("cleanup", "CLEANUP_INTERVAL_S", CLEANUP),
     Schedule("relay", "RELAY_INTERVAL_S", None),
 )
 BY_NAME = {schedule.name: schedule for schedule in SCHEDULES}

@@ -52,9 +52,9 @@ def run_due(name: str) -> bool:
     if not claimed:
         db.session.rollback()
         return False
-    if schedule.actor is not None:
+    if schedule.kind is not None:
         try:
-            job = state.new_job(actor=schedule.actor, args=[])
+            job = state.new_job(schedule.kind, args=[])
             job.unique_key = f"{name}@{tick.isoformat()}"
             db.session.execute(
                 update(ScheduleState)

@@ -10,15 +10,10 @@ import pytest
 
 from app import emails
 from app.db import db, utcnow
-from app.jobs import state
+from app.jobs import kinds, state
+from app.jobs.kinds import JobKind
 from app.models import Job, JobAttempt
 
-QUEUES = {
-    "send_email": "emails",
-    "run_export": "exports",
-    "resend_failed_emails": "maintenance",
-    "cleanup": "maintenance",
-}
 BASE = utcnow().replace(microsecond=0) - timedelta(days=1)
 
 
@@ -54,9 +49,9 @@ def make_job(
     """A job row in any state, ``minutes`` after a fixed base time, with one
     failed attempt (and its traceback) per ``attempts``."""
     with app.app_context():
+        kind = kinds.registry().get(actor) or JobKind(actor, "default", time_limit_ms=0)
         job = state.new_job(
-            actor=actor,
-            queue=QUEUES.get(actor, "default"),
+            kind,
             args=args if args is not None else [],
             max_retries=2,
             user_id=user_id,

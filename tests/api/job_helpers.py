@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.db import db, utcnow
-from app.jobs import attempts, durable
 from app.models import Job
-from tests.support.claims import claim
+from tests.support.claims import claim, record_failure
 
 JOB_FIELDS = {
     "id",
@@ -56,7 +55,7 @@ def fail_once(app, job_id: str, *, retry_at=None) -> None:
         try:
             raise ConnectionRefusedError("smtp server said no")
         except ConnectionRefusedError as error:
-            durable.write(attempts.fail_attempt, attempt, error, retry_at=retry_at)
+            record_failure(attempt, error, retry_at=retry_at)
 
 
 def is_utc_iso(value: str) -> bool:

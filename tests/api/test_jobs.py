@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.db import utcnow
-from app.jobs import attempts, durable, outbox, state
+from app.emails import SEND_EMAIL
+from app.jobs import outbox, state
 from tests.api.job_helpers import ATTEMPT_FIELDS, JOB_FIELDS, add_job, fail_once, is_utc_iso
-from tests.support.claims import claim
+from tests.support.claims import claim, record_success
 
 UNREACHABLE = "A server it needs could not be reached"
 
@@ -93,7 +94,7 @@ def test_succeeded_job_shows_its_result(app, client, user):
     user_id, headers = user
     job_id = add_job(app, user_id=user_id, created_at=utcnow())
     with app.app_context():
-        durable.write(attempts.succeed, claim(job_id), {"rows": 3})
+        record_success(claim(job_id), {"rows": 3})
 
     job = client.get(f"/api/jobs/{job_id}", headers=headers).get_json()
 
@@ -146,8 +147,7 @@ def test_get_job_without_a_valid_token_answers_401(client, failed_job, headers):
 def test_job_created_through_the_outbox_is_readable(app, client, user, stub_broker):
     user_id, headers = user
     with app.app_context():
-        job = state.new_job(
-            actor="send_email", queue="emails", args=["x"], max_retries=5, user_id=user_id
+        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=5, user_id=user_id
         )
         outbox.commit_and_publish(job)
         job_id = job.id

@@ -10,7 +10,8 @@ import pytest
 
 from app.db import db
 from app.exports import links, service
-from app.jobs import attempts
+from app.jobs import outcomes
+from app.jobs.writes import batched
 from app.models import Email, Export
 from tests.exports.conftest import as_csv_text
 
@@ -220,8 +221,13 @@ def test_progress_is_reported_while_rows_are_written(
     seen = []
     monkeypatch.setattr(service, "BATCH_ROWS", 5)
     monkeypatch.setattr(service, "PROGRESS_INTERVAL_S", 0)
-    real = attempts.set_progress
-    monkeypatch.setattr(attempts, "set_progress", lambda claim, p: (seen.append(p), real(claim, p)))
+    real = outcomes.set_progress
+
+    def spy(requests):
+        seen.extend(request.percent for request in requests)
+        return real.many(requests)
+
+    monkeypatch.setattr(outcomes, "set_progress", batched(spy))
     _, headers = user
     _export(client, headers)
     _run(stub_broker, stub_worker)

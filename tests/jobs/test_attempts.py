@@ -8,15 +8,17 @@ from datetime import timedelta
 import pytest
 
 from app.db import db, utcnow
-from app.jobs import attempts, durable, state
+from app.emails import SEND_EMAIL
+from app.jobs import attempts, durable, outcomes, state
+from app.jobs.outcomes import Outcome
 from app.models import Job, Worker
-from tests.support.claims import claim
+from tests.support.claims import claim, record_failure, record_success
 
 
 @pytest.fixture()
 def job_id(app):
     with app.app_context():
-        job = state.new_job(actor="send_email", args=["x"], max_retries=1)
+        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=1)
         db.session.commit()
         return job.id
 
@@ -58,9 +60,9 @@ def test_a_job_whose_lease_expired_is_taken_over_once_and_the_lost_attempt_close
         third = claim(job_id, worker_id="c")
         # Then exactly one takes it over, and that counts as a retry
         assert (second.attempt, second.retries, third) == (2, 1, None)
-        durable.write(attempts.succeed, second)
+        record_success(second)
         # and the dead worker's late report changes nothing
-        durable.write(attempts.fail_attempt, first, RuntimeError("late"), retry_at=None)
+        record_failure(first, RuntimeError("late"), retry_at=None)
         job = db.session.get(Job, job_id)
         assert job.status == "succeeded"
         assert [(a.attempt, a.outcome) for a in job.history] == [
@@ -87,9 +89,10 @@ def test_a_claim_whose_commit_reply_was_lost_is_recognised_on_the_next_try(app, 
     _worker(app, "a", live=True)
     token = uuid.uuid4().hex
     with app.app_context():
-        durable.write(attempts.start_attempt, job_id, series=0, worker_id="a", token=token)
+        request = attempts.StartAttempt(job_id, series=0, worker_id="a", token=token)
+        durable.write(attempts.start_attempt, request)
         # When the same write runs again with the same token
-        again = durable.write(attempts.start_attempt, job_id, series=0, worker_id="a", token=token)
+        again = durable.write(attempts.start_attempt, request)
         # Then it is the same claim, not a skip
         assert (again.attempt, again.token) == (1, token)
 
@@ -102,10 +105,10 @@ def test_unknown_job_raises_job_not_found(app):
 def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_id):
     with app.app_context():
         first = claim(job_id)
-        durable.write(attempts.fail_attempt, first, RuntimeError("x"), retry_at=utcnow())
+        record_failure(first, RuntimeError("x"), retry_at=utcnow())
         assert db.session.get(Job, job_id).retries == 1
         second = claim(job_id)
-        durable.write(attempts.fail_attempt, second, RuntimeError("y"), retry_at=None)
+        record_failure(second, RuntimeError("y"), retry_at=None)
         state.requeue(job_id)
         db.session.commit()
         job = db.session.get(Job, job_id)
@@ -114,7 +117,7 @@ def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_i
 
 def _new(app, **kw) -> str:
     with app.app_context():
-        job = state.new_job(actor="send_email", args=["x"], max_retries=1, **kw)
+        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=1, **kw)
         db.session.commit()
         return job.id
 
@@ -123,15 +126,14 @@ def test_claims_in_one_group_commit_give_each_call_its_own_answer(app):
     # Given two queued jobs, one missing id, and two copies of one message
     _worker(app, "w", live=True)
     first, second = _new(app), _new(app)
-    calls = [
-        ((first,), {"series": 0, "worker_id": "w", "token": "t1"}),
-        ((second,), {"series": 0, "worker_id": "w", "token": "t2"}),
-        ((second,), {"series": 0, "worker_id": "w", "token": "t3"}),
-        (("missing",), {"series": 0, "worker_id": "w", "token": "t4"}),
+    requests = [
+        attempts.StartAttempt(job_id, series=0, worker_id="w", token=token)
+        for job_id, token in ((first, "t1"), (second, "t2"), (second, "t3"), ("missing", "t4"))
     ]
     with app.app_context():
         # When they are claimed together
-        outcomes = durable.write(lambda: attempts.start_attempt.many(calls))
+        outcomes = attempts.start_attempt.many(requests)
+        db.session.commit()
         # Then each job is claimed once, the copy is skipped, the missing one named
         assert (outcomes[0].attempt, outcomes[0].token) == (1, "t1")
         assert sorted(o.token for o in outcomes[1:3] if o) in (["t2"], ["t3"])
@@ -148,7 +150,8 @@ def test_successes_in_one_group_commit_leave_a_taken_over_job_alone(app):
         stale = claim(lost, worker_id="w")
         db.session.execute(db.update(Job).where(Job.id == lost).values(claim="someone-else"))
         db.session.commit()
-        durable.write(lambda: attempts.succeed.many([((first, {"n": 1}), {}), ((stale,), {})]))
+        outcomes.record.many([Outcome.succeeded(first, {"n": 1}), Outcome.succeeded(stale)])
+        db.session.commit()
         assert (db.session.get(Job, mine).status, db.session.get(Job, mine).result) == (
             "succeeded",
             {"n": 1},

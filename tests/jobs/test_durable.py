@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import db
 from app.jobs import durable
+from app.jobs.writes import Write, one_at_a_time
 
 
 @pytest.fixture()
@@ -25,6 +26,13 @@ def table(app):
 def _insert(key: int):
     db.session.execute(text("INSERT INTO t (k, v) VALUES (:k, 'x')"), {"k": key})
     return key
+
+
+INSERT = one_at_a_time(_insert)
+
+
+def _without_request(change) -> Write:
+    return one_at_a_time(lambda _request: change())
 
 
 def _rows(app) -> list[int]:
@@ -45,14 +53,14 @@ def test_writes_waiting_together_are_committed_in_one_transaction(table):
         event.listen(db.engine, "commit", lambda conn: commits.append(1))
     results = {}
 
-    def run(key, change, *args):
+    def run(key, change, request=None):
         with app.app_context():
-            results[key] = durable.write(change, *args)
+            results[key] = durable.write(change, request)
 
-    threads = [threading.Thread(target=run, args=(0, first))]
+    threads = [threading.Thread(target=run, args=(0, _without_request(first)))]
     threads[0].start()
     time.sleep(0.2)
-    threads += [threading.Thread(target=run, args=(k, _insert, k)) for k in range(1, 9)]
+    threads += [threading.Thread(target=run, args=(k, INSERT, k)) for k in range(1, 9)]
     for thread in threads[1:]:
         thread.start()
     with app.app_context():
@@ -71,7 +79,7 @@ def test_writes_waiting_together_are_committed_in_one_transaction(table):
 def test_an_error_no_retry_fixes_reaches_its_own_caller_only(table):
     app = table
     with app.app_context():
-        durable.write(_insert, 1)
+        durable.write(INSERT, 1)
     errors, results = {}, {}
     gate = threading.Event()
 
@@ -79,18 +87,18 @@ def test_an_error_no_retry_fixes_reaches_its_own_caller_only(table):
         gate.wait(10)
         return _insert(10)
 
-    def run(key, change, *args):
+    def run(key, change, request=None):
         with app.app_context():
             try:
-                results[key] = durable.write(change, *args)
+                results[key] = durable.write(change, request)
             except Exception as error:
                 errors[key] = error
 
-    threads = [threading.Thread(target=run, args=(10, blocker))]
+    threads = [threading.Thread(target=run, args=(10, _without_request(blocker)))]
     threads[0].start()
     time.sleep(0.2)
     # a duplicate key, between two good writes, in one batch
-    threads += [threading.Thread(target=run, args=(k, _insert, k)) for k in (2, 1, 3)]
+    threads += [threading.Thread(target=run, args=(k, INSERT, k)) for k in (2, 1, 3)]
     for thread in threads[1:]:
         thread.start()
         time.sleep(0.05)
@@ -114,7 +122,7 @@ def test_a_transient_error_is_waited_out_and_the_write_committed_once(table):
         return _insert(7)
 
     with app.app_context():
-        assert durable.write(flaky) == 7
+        assert durable.write(_without_request(flaky), None) == 7
     assert (len(tries), _rows(app)) == (3, [7])
 
 
@@ -153,16 +161,16 @@ def test_a_stuck_write_is_retried_on_its_own_while_the_others_commit(table):
             raise OperationalError("UPDATE", {}, _PgError("55P03"))
         return _insert(100)
 
-    def run(key, change, *args):
+    def run(key, change, request=None):
         with app.app_context():
-            others[key] = durable.write(change, *args)
+            others[key] = durable.write(change, request)
 
-    first = threading.Thread(target=run, args=(100, stuck))
+    first = threading.Thread(target=run, args=(100, _without_request(stuck)))
     first.start()
     wait_for = time.monotonic() + 10
     while not tries and time.monotonic() < wait_for:
         time.sleep(0.01)
-    threads = [threading.Thread(target=run, args=(k, _insert, k)) for k in range(1, 4)]
+    threads = [threading.Thread(target=run, args=(k, INSERT, k)) for k in range(1, 4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -188,6 +196,6 @@ def test_an_error_of_the_writer_itself_fails_the_batch_and_the_write_runs_again(
 
     monkeypatch.setattr(durable, "_run_all", faulty)
     with app.app_context():
-        assert durable.write(_insert, 5) == 5
-        assert durable.write(_insert, 6) == 6  # the writer went on
+        assert durable.write(INSERT, 5) == 5
+        assert durable.write(INSERT, 6) == 6  # the writer went on
     assert (failed, _rows(app)) == ([1], [5, 6])

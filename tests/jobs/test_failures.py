@@ -10,9 +10,11 @@ from dramatiq.common import compute_backoff
 
 from app import config
 from app.db import db
-from app.jobs import attempts, control, durable, outbox, state
+from app.emails import SEND_EMAIL
+from app.jobs import control, outbox, state
+from app.jobs.kinds import JobKind
 from app.models import Email, Job
-from tests.support.claims import claim
+from tests.support.claims import claim, record_failure
 
 EMAIL = {"to": "kim@example.com", "subject": "Hi", "body": "Hello"}
 
@@ -63,11 +65,11 @@ def test_failed_attempts_wait_at_least_the_minimum_backoff(
 
 def test_failed_attempt_with_retries_left_shows_retrying_and_next_retry_at(app, user):
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=3)
+        job = state.new_job(SEND_EMAIL, args=["e"], max_retries=3)
         db.session.commit()
         attempt = claim(job.id)
         retry_at = job.created_at + timedelta(minutes=5)
-        durable.write(attempts.fail_attempt, attempt, TimeoutError("timed out"), retry_at=retry_at)
+        record_failure(attempt, TimeoutError("timed out"), retry_at=retry_at)
         job = db.session.get(Job, job.id, populate_existing=True)
         assert (job.status, job.next_retry_at, job.error_type) == (
             "retrying",
@@ -173,7 +175,7 @@ def test_dead_lettered_copy_from_before_a_retry_cannot_run_the_job(
 
 def test_stale_series_message_is_skipped_even_while_the_job_is_queued(app, user, stub_broker):
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=0)
+        job = state.new_job(SEND_EMAIL, args=["e"], max_retries=0)
         db.session.commit()
         old = outbox.message_for(job)
         job.status = "failed"
@@ -186,7 +188,7 @@ def test_stale_series_message_is_skipped_even_while_the_job_is_queued(app, user,
 
 def test_cancel_and_retry_state_rules(app, user, stub_broker):
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=0)
+        job = state.new_job(SEND_EMAIL, args=["e"], max_retries=0)
         db.session.commit()
         with pytest.raises(control.JobStateConflict):
             control.retry(job.id)  # queued: nothing to retry
@@ -204,7 +206,8 @@ def test_message_for_an_unknown_actor_is_dead_lettered_and_fails_its_job(
     app, user, stub_broker, stub_worker
 ):
     with app.app_context():
-        job = state.new_job(actor="no_such_actor", queue="emails", args=[], max_retries=3)
+        unknown = JobKind("no_such_actor", "emails", time_limit_ms=0)
+        job = state.new_job(unknown, args=[], max_retries=3)
         outbox.commit_and_publish(job)
         job_id = job.id
     _drain(stub_broker, stub_worker)

@@ -6,16 +6,21 @@ import dramatiq
 import pytest
 
 from app.db import db
-from app.jobs import outbox, state
+from app.jobs import kinds, outbox, state
+from app.jobs.kinds import JobKind
 from app.models import Job
+
+FLAKY = JobKind("flaky", "tests", time_limit_ms=60_000)
+UNSTORABLE = JobKind("unstorable", "tests", time_limit_ms=60_000)
 
 
 @pytest.fixture()
-def flaky_actor(stub_broker):
+def flaky_actor(app, stub_broker):
     """An actor that fails its first ``failures`` calls, then succeeds."""
     calls = {"count": 0, "failures": 0}
+    kinds.register(app, FLAKY)
 
-    @dramatiq.actor(queue_name="tests", max_retries=2, min_backoff=1, max_backoff=5)
+    @dramatiq.actor(**FLAKY.actor_options())
     def flaky():
         calls["count"] += 1
         if calls["count"] <= calls["failures"]:
@@ -25,9 +30,9 @@ def flaky_actor(stub_broker):
     del stub_broker.actors["flaky"]
 
 
-def _enqueue(app, actor="flaky", queue="tests", max_retries=2) -> str:
+def _enqueue(app, kind=FLAKY, max_retries=2) -> str:
     with app.app_context():
-        job = state.new_job(actor=actor, queue=queue, args=[], max_retries=max_retries)
+        job = state.new_job(kind, args=[], max_retries=max_retries)
         outbox.commit_and_publish(job)
         return job.id
 
@@ -124,7 +129,7 @@ def test_duplicate_message_of_a_finished_job_does_not_run_again(
 
 def test_cancelled_job_is_skipped(app, stub_broker, stub_worker, flaky_actor):
     with app.app_context():
-        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        job = state.new_job(FLAKY, args=[], max_retries=0)
         job.status = "cancelled"
         outbox.commit_and_publish(job)
         job_id = job.id
@@ -149,10 +154,11 @@ def test_a_worker_whose_writer_makes_no_progress_stops_renewing_its_lease(app, m
 
 
 @pytest.fixture()
-def unstorable_actor(stub_broker):
+def unstorable_actor(app, stub_broker):
     """An actor whose result no JSON column can hold."""
+    kinds.register(app, UNSTORABLE)
 
-    @dramatiq.actor(queue_name="tests", max_retries=0)
+    @dramatiq.actor(**UNSTORABLE.actor_options())
     def unstorable():
         return {"handle": object()}
 
@@ -163,7 +169,7 @@ def unstorable_actor(stub_broker):
 def test_an_outcome_the_database_refuses_fails_the_job_and_says_why(
     app, stub_broker, stub_worker, unstorable_actor
 ):
-    job_id = _enqueue(app, actor="unstorable", max_retries=0)
+    job_id = _enqueue(app, UNSTORABLE, max_retries=0)
     _drain(stub_broker, stub_worker)
 
     job = _job(app, job_id)
@@ -171,33 +177,32 @@ def test_an_outcome_the_database_refuses_fails_the_job_and_says_why(
     assert [(a.outcome, a.error_type) for a in job.history] == [("failed", "OutcomeNotRecorded")]
 
 
-def test_a_claim_the_database_refuses_fails_the_job_and_says_why(
-    app, stub_broker, stub_worker, flaky_actor, monkeypatch
-):
-    from app.jobs import attempts
+def _refuse_claims(job_ids):
+    raise ValueError("the claimed hook refused")
 
-    run_hook = attempts.kinds.run_hook
 
-    def refusing(actor, hook, *job_ids):
-        if hook == "claimed":
-            raise ValueError("the claimed hook refused")
-        return run_hook(actor, hook, *job_ids)
+REFUSED = JobKind("refused", "tests", time_limit_ms=60_000, on_claimed=_refuse_claims)
 
-    monkeypatch.setattr(attempts.kinds, "run_hook", refusing)
-    job_id = _enqueue(app)
+
+def test_a_claim_the_database_refuses_fails_the_job_and_says_why(app, stub_broker, stub_worker):
+    kinds.register(app, REFUSED)
+    runs = []
+    dramatiq.actor(**REFUSED.actor_options())(lambda: runs.append(1))
+    job_id = _enqueue(app, REFUSED)
     _drain(stub_broker, stub_worker)
+    del stub_broker.actors["refused"]
 
     job = _job(app, job_id)
     assert (job.status, job.error_type) == ("failed", "ClaimFailed")
     assert "the claimed hook refused" in job.error_message
-    assert flaky_actor["count"] == 0  # never run unclaimed
+    assert runs == []  # never run unclaimed
 
 
 def test_a_message_whose_arguments_disagree_with_its_row_runs_nothing_and_is_dead_lettered(
     app, stub_broker, stub_worker, flaky_actor
 ):
     with app.app_context():
-        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        job = state.new_job(FLAKY, args=[], max_retries=0)
         db.session.commit()
         forged = outbox.message_for(job).copy(args=("someone-elses-email",))
     stub_broker.enqueue(forged)
@@ -212,7 +217,7 @@ def test_a_message_naming_an_unknown_actor_fails_no_job_of_another_actor(
     app, stub_broker, stub_worker, flaky_actor
 ):
     with app.app_context():
-        job = state.new_job(actor="flaky", queue="tests", args=[], max_retries=0)
+        job = state.new_job(FLAKY, args=[], max_retries=0)
         db.session.commit()
         forged = outbox.message_for(job).copy(actor_name="no_such_actor")
     stub_broker.enqueue(forged)

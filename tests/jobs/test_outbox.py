@@ -7,6 +7,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from app.db import db
+from app.emails import SEND_EMAIL
 from app.jobs import outbox, state
 from app.models import Job
 
@@ -28,7 +29,7 @@ def down_broker(stub_broker):
 
 def _new_job(app) -> str:
     with app.app_context():
-        job = state.new_job(actor="send_email", queue="emails", args=["e"], max_retries=0)
+        job = state.new_job(SEND_EMAIL, args=["e"], max_retries=0)
         outbox.commit_and_publish(job)
         return job.id
 

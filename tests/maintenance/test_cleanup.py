@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from app import login_throttle
 from app.db import db, utcnow
+from app.emails import SEND_EMAIL
 from app.exports import links
 from app.jobs import state
 from app.maintenance import cleanup as cleanup_module
@@ -19,7 +20,7 @@ from app.models import ApiToken, Email, Export, Job, JobAttempt, LoginThrottle, 
 
 
 def _job(status, age_days) -> str:
-    job = state.new_job(actor="send_email", queue="emails", args=[], max_retries=0)
+    job = state.new_job(SEND_EMAIL, args=[], max_retries=0)
     job.status = status
     job.finished_at = utcnow() - timedelta(days=age_days) if status != "queued" else None
     job.created_at = utcnow() - timedelta(days=age_days + 1)

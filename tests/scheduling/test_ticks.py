@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import update
 
 from app.db import db, utcnow
+from app.emails import SEND_EMAIL
 from app.models import Job, ScheduleState
 from app.scheduling import lease, ticks
 from app.scheduling.schedules import latest_tick
@@ -66,7 +67,7 @@ def test_relay_tick_publishes_waiting_jobs_and_records_the_outcome(app, rows, st
 
     with app.app_context():
         dramatiq.set_broker(Down())
-        job = state.new_job(actor="send_email", queue="emails", args=["x"], max_retries=0)
+        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=0)
         outbox.commit_and_publish(job)
         dramatiq.set_broker(stub_broker)
         assert ticks.run_due("relay")

@@ -5,7 +5,7 @@ success, as a bug in the writer itself would."""
 
 import threading
 
-from app.jobs import attempts, durable
+from app.jobs import durable, outcomes
 
 
 class InjectedWriterFault(BaseException):
@@ -20,7 +20,7 @@ _done = False
 def _faulty_run_all(batch):
     global _done
     with _once:
-        if not _done and any(p.change is attempts.succeed for p in batch):
+        if not _done and any(p.change is outcomes.record for p in batch):
             _done = True
             raise InjectedWriterFault("injected: the writer's first success batch")
     return _run_all(batch)
