@@ -116,7 +116,7 @@ def _record(outcomes: Sequence[Outcome]) -> list[bool]:
     answers = []
     for outcome in outcomes:
         if outcome.status is JobStatus.SUCCEEDED:
-            answers.append(outcome.claim.job_id in still_owned)
+            answers.append((outcome.claim.job_id, outcome.claim.token) in still_owned)
         else:
             assert outcome.error is not None
             answers.append(fail(outcome.claim, outcome.error, retry_at=outcome.retry_at))
@@ -126,7 +126,9 @@ def _record(outcomes: Sequence[Outcome]) -> list[bool]:
 record: Write[Outcome, bool] = batched(_record)
 
 
-def _succeed(successes: Sequence[Outcome]) -> set[str]:
+def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str]]:
+    """The successes, in two statements; answers the (job, claim) pairs that
+    still owned their job."""
     now = utcnow()
     rows = values(
         column("id", String), column("attempt", Integer), column("token", String),
@@ -147,7 +149,7 @@ def _succeed(successes: Sequence[Outcome]) -> set[str]:
         execution_options={"synchronize_session": False},
     )
     changed = set(
-        db.session.scalars(
+        db.session.execute(
             update(Job)
             .where(Job.id == rows.c.id, Job.status == JobStatus.RUNNING, Job.claim == rows.c.token)
             .values(
@@ -158,9 +160,9 @@ def _succeed(successes: Sequence[Outcome]) -> set[str]:
                 error_type=None,
                 error_message=None,
             )
-            .returning(Job.id),
+            .returning(Job.id, Job.claim),
             execution_options={"synchronize_session": False},
-        )
+        ).tuples()
     )
     # What an attempt did is true even if it lost the job meanwhile (an email
     # that went out was sent): the kind's hook runs either way.
@@ -168,7 +170,7 @@ def _succeed(successes: Sequence[Outcome]) -> set[str]:
     for outcome in successes:
         claim = outcome.claim
         by_actor.setdefault(claim.actor, []).append(claim.job_id)
-        ok = claim.job_id in changed
+        ok = (claim.job_id, claim.token) in changed
         log(claim, "succeeded" if ok else "succeeded, but its lease was taken over")
     for actor, job_ids in by_actor.items():
         kinds.of(actor).succeeded(job_ids)
