@@ -68,8 +68,8 @@ test: lint chromium tools
 # settings (docs/benchmarks.md). All run even if one fails; then make fails.
 BENCHES := e2e noop enqueue email_rate export admin
 bench: $(DEV)
-	@failed=; for name in $(BENCHES); do echo "== bench/$$name.py"; \
-		$(PY) bench/$$name.py || failed="$$failed $$name"; echo; done; \
+	@failed=; for name in $(BENCHES); do echo "== python -m bench.$$name"; \
+		$(PY) -m bench.$$name || failed="$$failed $$name"; echo; done; \
 		[ -z "$$failed" ] || { echo "failed:$$failed"; exit 1; }
 
 clean:

@@ -12,7 +12,7 @@ All N emails are queued before the workers start; the rate is N - 1 over the
 time from the first email at the sink to the last. The sink also counts the
 connections, which shows whether a worker reused them.
 
-    .venv/bin/python bench/email_rate.py [N]    # default: 3000
+    .venv/bin/python -m bench.email_rate [N]    # default: 3000
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, project, smtp_sink  # noqa: E402
+from bench import common, project, smtp_sink
 
 PROCESSES, THREADS = 2, 8
 TARGET = 300

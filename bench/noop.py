@@ -13,7 +13,7 @@ from the first job starting (project: the earliest ``started_at``; baselines:
 the first job reporting done) to the last one done (project: the latest
 ``finished_at``).
 
-    .venv/bin/python bench/noop.py [N [CELERY_CONCURRENCY]]    # default: 20000 16
+    .venv/bin/python -m bench.noop [N [CELERY_CONCURRENCY]]    # default: 20000 16
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, project  # noqa: E402
+from bench import common, project
 
 PROCESSES, THREADS = 2, 8
 TARGET_DRAMATIQ, TARGET_CELERY = 0.8, 1.8
