@@ -1,6 +1,7 @@
-# make run   set everything up on a fresh machine and start web, worker and mail sink
-# make test  set up and run lint and the whole test suite
-# make bench run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
+# make run       set everything up on a fresh machine and start web, worker and mail sink
+# make test      set up and run lint and the whole test suite
+# make bench     run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
+# make typecheck run mypy over the files [tool.mypy] in pyproject.toml names
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ DEV := $(VENV)/.installed-dev
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FLASK_APP := app
 
-.PHONY: run test lint setup schema clean chromium tools bench
+.PHONY: run test lint typecheck setup schema clean chromium tools bench
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,6 +42,10 @@ run: schema
 
 lint: $(DEV)
 	ruff check .
+
+# Not run by `make test`.
+typecheck: $(DEV)
+	mypy
 
 # Browser tests drive Debian's chromium; install it where we can (root with apt).
 chromium:

@@ -128,9 +128,11 @@ def main() -> None:
                 .limit(1)
             ).first()
             deep_cursor = encode_cursor(failed)
-            needle = db.session.scalar(
+            message = db.session.scalar(
                 select(Job.error_message).where(Job.error_type == "RecipientRefused").limit(1)
-            ).split(":")[0]
+            )
+            assert message, "fill() made RecipientRefused failures"
+            needle = message.split(":")[0]
         client = app.test_client()
         client.post("/login", data={"email": "bench-admin@example.com", "password": "pw"})
         failed_jobs = "/admin/jobs?status=failed"

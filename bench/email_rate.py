@@ -101,7 +101,7 @@ def run_project(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, extra_env: d
         worker = common.dramatiq_worker("project-" + ("-".join(extra_env) or "as-is"), ["actors"],
                                         processes=PROCESSES, threads=THREADS, env=env,
                                         log_dir=log_dir)
-        common.wait_for(lambda: worker.check() or sink.messages >= n, timeout=max(300, n / 5),
+        common.wait_for(lambda: worker.check() and sink.messages >= n, timeout=max(300, n / 5),
                         interval=0.05, what="the project's emails")
         settings = f"{PROCESSES}x{THREADS}" + "".join(f" {k}={v}" for k, v in extra_env.items())
         return _rate(sink, n, what, settings)
