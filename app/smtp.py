@@ -217,7 +217,7 @@ class TimedConnection(Connection):
             before_data()
         email_dispatched.send(
             # The app itself, not its proxy, as Flask-Mail sends it.
-            current_app._get_current_object(),  # type: ignore[attr-defined]  # typed as Flask
+            current_app._get_current_object(),  # type: ignore[attr-defined]  # LocalProxy's method
             message=message,
         )
         self.num_emails += 1
