@@ -1,34 +1,51 @@
-# make run   set everything up on a fresh machine and start web, worker and mail sink
-# make test  set up and run lint and the whole test suite
-# make bench run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
+# make run       set everything up on a fresh machine and start web, worker and mail sink
+# make test      set up and run lint and the whole test suite
+# make bench     run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
+# make typecheck run mypy over the files [tool.mypy] in pyproject.toml names
 
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# What is installed in the virtual environment: the runtime (requirements.txt and
+# the project itself, editable), and on top of it what tests and benchmarks need.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export FLASK_APP := app
 
-.PHONY: run test lint setup clean chromium tools bench
+.PHONY: run test lint typecheck setup schema clean chromium tools bench
 
 $(PY):
 	python3 -m venv $(VENV)
-
-$(STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
 
-setup: $(STAMP)
+$(RUNTIME): requirements.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(DEV): requirements-dev.txt $(RUNTIME)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The folders the processes write to, and the schema.
+schema: $(RUNTIME)
 	mkdir -p instance/mail instance/exports
 	flask db upgrade
 
-run: setup
+setup: $(DEV) schema
+
+# The runtime dependencies only: no test, benchmark or checking tools.
+run: schema
 	$(PY) deploy/check_rabbitmq.py
 	$(PY) deploy/demo_admin.py
 	$(PY) deploy/honcho_run.py start -f Procfile
 
-lint: $(STAMP)
+lint: $(DEV)
 	ruff check .
+
+# Not run by `make test`.
+typecheck: $(DEV)
+	mypy
 
 # Browser tests drive Debian's chromium; install it where we can (root with apt).
 chromium:
@@ -55,10 +72,10 @@ test: lint chromium tools
 # Each script measures its baseline in the same run and prints both, the ratio and the
 # settings (docs/benchmarks.md). All run even if one fails; then make fails.
 BENCHES := e2e noop enqueue email_rate export admin
-bench: $(STAMP)
-	@failed=; for name in $(BENCHES); do echo "== bench/$$name.py"; \
-		$(PY) bench/$$name.py || failed="$$failed $$name"; echo; done; \
+bench: $(DEV)
+	@failed=; for name in $(BENCHES); do echo "== python -m bench.$$name"; \
+		$(PY) -m bench.$$name || failed="$$failed $$name"; echo; done; \
 		[ -z "$$failed" ] || { echo "failed:$$failed"; exit 1; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info build

@@ -167,12 +167,12 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
     """All settings as a dict of Flask config keys."""
     env = os.environ if environ is None else environ
     settings: dict = {}
-    for name, default in _STRINGS.items():
-        settings[name] = env.get(name) or default
-    for name, default in _INTS.items():
-        settings[name] = _parse_int(name, env[name]) if env.get(name) else default
-    for name, default in _BOOLS.items():
-        settings[name] = _parse_bool(name, env[name]) if env.get(name) else default
+    for name, text in _STRINGS.items():
+        settings[name] = env.get(name) or text
+    for name, number in _INTS.items():
+        settings[name] = _parse_int(name, env[name]) if env.get(name) else number
+    for name, flag in _BOOLS.items():
+        settings[name] = _parse_bool(name, env[name]) if env.get(name) else flag
     for name, choices in _CHOICES.items():
         value = (env.get(name) or choices[0]).strip().lower()
         if value not in choices:

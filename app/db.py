@@ -4,13 +4,17 @@ engine settings that keep SQLite and PostgreSQL well behaved under load."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Interval, MetaData, event, func, literal, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, Executable, Interval, MetaData, event, func, literal, select
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as FlaskModel
 
 # Seconds to wait for a connection or a lock before answering 503 rather than hanging.
 CONNECT_TIMEOUT_S = 3
@@ -43,7 +47,14 @@ def database_now() -> datetime:
     """The database's time (see ``clock``), read in the current session."""
     if db.engine.dialect.name != "postgresql":
         return utcnow()
-    return db.session.scalar(select(func.now())).astimezone(UTC)
+    return db.session.execute(select(func.now())).scalar_one().astimezone(UTC)
+
+
+def changed_rows(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the current session: how many rows it matched.
+    (``Session.execute`` is typed as returning any ``Result``; for these
+    statements it is a ``CursorResult``, which has the count.)"""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
 class UTCDateTime(TypeDecorator):
@@ -71,6 +82,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+if TYPE_CHECKING:
+    # What ``db.Model`` is at run time (Base plus Flask-SQLAlchemy's query
+    # property and table naming), as a class a type checker can see: Flask-SQLAlchemy
+    # builds ``db.Model`` dynamically, so models that subclass it are untyped.
+    class Model(Base, FlaskModel):
+        __abstract__ = True
+else:
+    Model = db.Model
 
 
 def engine_options(url: str) -> dict:

@@ -47,7 +47,10 @@ def build(email: Email, attachment: Path | None = None) -> Message:
     return message
 
 
-def _address(value: str) -> str:
+def _address(value: str | tuple[str, str]) -> str:
+    """An address header's value; Flask-Mail also takes (name, address) pairs."""
+    if isinstance(value, tuple):
+        value = formataddr(value)
     if not text.single_line(value):
         raise UnsafeHeader(f"refusing a header value with a line break: {value!r}")
     return value
@@ -65,8 +68,7 @@ class StrictMessage(Message):
 
     def to_email(self) -> EmailMessage:
         message = EmailMessage(policy=POLICY)
-        sender = self.sender
-        message["From"] = _address(formataddr(sender) if isinstance(sender, tuple) else sender)
+        message["From"] = _address(self.sender)
         message["To"] = ", ".join(_address(to) for to in self.recipients)
         message["Subject"] = self.subject or ""
         message["Date"] = formatdate(self.date, localtime=False)

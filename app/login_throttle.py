@@ -51,7 +51,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db, utcnow
+from app.db import changed_rows, db, utcnow
 from app.models import LoginThrottle, SignInBackoff
 
 # Failures older than this are forgotten (and their rows pruned by cleanup).
@@ -180,7 +180,7 @@ def known_device(cookie: str | None, email: str) -> str | None:
 
 @dataclass(frozen=True)
 class _Counter:
-    model: type
+    model: type[LoginThrottle] | type[SignInBackoff]
     key: str
     backoff: Backoff
 
@@ -250,7 +250,7 @@ def _count(counter: _Counter, row, now) -> bool:
             db.session.rollback()
             return False
     failures = 1 if now - row.last_failure_at > WINDOW else row.failures + 1
-    claimed = db.session.execute(
+    claimed = changed_rows(
         update(model)
         .where(
             counter.column == counter.key,
@@ -258,7 +258,7 @@ def _count(counter: _Counter, row, now) -> bool:
             model.last_failure_at == row.last_failure_at,
         )
         .values(failures=failures, last_failure_at=now)
-    ).rowcount
+    )
     db.session.commit()
     return bool(claimed)
 

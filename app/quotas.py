@@ -144,6 +144,7 @@ def _bytes_wait(user_id: int, max_bytes: int, now: datetime) -> timedelta | None
     for size, finished_at in kept:  # oldest first, the order in which they expire
         total -= size or 0
         if total < max_bytes:
+            assert finished_at is not None  # the query compares it with now - ttl
             return finished_at + ttl - now
     raise AssertionError("unreachable: no files total 0 bytes, under any limit")
 

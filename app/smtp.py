@@ -161,6 +161,7 @@ class TimedConnection(Connection):
         timeout = current_app.config["MAIL_TIMEOUT"]
         server, port = self.mail.server, self.mail.port
         tls = tls_context(current_app.config) if self.mail.use_ssl or self.mail.use_tls else None
+        host: smtplib.SMTP
         try:
             if self.mail.use_ssl:
                 # SMTP_SSL checks the certificate against the host it was given.
@@ -214,7 +215,11 @@ class TimedConnection(Connection):
             )
         elif before_data is not None:
             before_data()
-        email_dispatched.send(current_app._get_current_object(), message=message)
+        email_dispatched.send(
+            # The app itself, not its proxy, as Flask-Mail sends it.
+            current_app._get_current_object(),  # type: ignore[attr-defined]  # LocalProxy's method
+            message=message,
+        )
         self.num_emails += 1
         if self.num_emails == self.mail.max_emails:
             self.num_emails = 0
@@ -285,6 +290,7 @@ def _data(host: smtplib.SMTP, content: bytes) -> tuple[int, bytes]:
         stuffed += b"\r\n"
     host.send(stuffed + b".\r\n")
     # Written whole: from here on the server may have the message.
+    assert host.sock is not None  # connected: the message was just sent on it
     host.sock.settimeout(current_app.config["MAIL_DATA_TIMEOUT"])
     try:
         return host.getreply()
@@ -403,7 +409,7 @@ def _connection() -> TimedConnection:
 
 def _alive(connection: TimedConnection) -> bool:
     try:
-        return connection.host.noop()[0] == 250
+        return connection.host is not None and connection.host.noop()[0] == 250
     except (smtplib.SMTPException, OSError):
         return False
 

@@ -5,7 +5,7 @@ through the Flask test client signed in as an admin, the first page and a deep
 page of ``/admin/jobs?status=failed`` and a search in errors and arguments.
 Prints the median and 90th percentile of each over repeated requests.
 
-    .venv/bin/python bench/admin.py [N]     # default: 1000000
+    .venv/bin/python -m bench.admin [N]     # default: 1000000
 """
 
 from __future__ import annotations
@@ -19,20 +19,17 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BROKER_URL", "stub://")
 
-from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import select, text  # noqa: E402
+from flask_migrate import upgrade
+from sqlalchemy import select, text
 
-from app import auth, create_app  # noqa: E402
-from app.db import db  # noqa: E402
-from app.jobs.listing import encode_cursor  # noqa: E402
-from app.models import Job  # noqa: E402
-from tests.support.services import PostgresDatabase  # noqa: E402
+from app import auth, create_app
+from app.db import db
+from app.jobs.listing import encode_cursor
+from app.models import Job
+from tests.support.services import PostgresDatabase
 
 REPEAT = 25
 STATUSES = (
@@ -131,9 +128,11 @@ def main() -> None:
                 .limit(1)
             ).first()
             deep_cursor = encode_cursor(failed)
-            needle = db.session.scalar(
+            message = db.session.scalar(
                 select(Job.error_message).where(Job.error_type == "RecipientRefused").limit(1)
-            ).split(":")[0]
+            )
+            assert message, "fill() made RecipientRefused failures"
+            needle = message.split(":")[0]
         client = app.test_client()
         client.post("/login", data={"email": "bench-admin@example.com", "password": "pw"})
         failed_jobs = "/admin/jobs?status=failed"

@@ -71,10 +71,12 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def check(self) -> None:
-        """Raise, with the end of its log, if the process has exited."""
+    def check(self) -> bool:
+        """Raise, with the end of its log, if the process has exited; else True,
+        so that ``wait_for(lambda: process.check() and done())`` stops on either."""
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+        return True
 
     def wait_log(self, text: str, *, count: int = 1, timeout: float = 60) -> None:
         def seen():

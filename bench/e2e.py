@@ -11,8 +11,8 @@ where the server allows it) and the same SMTP sink, and a warm-up first.
 HTTP enqueue is requests / (last response − first request); end to end is
 emails / (last email at the sink − first request).
 
-    .venv/bin/python bench/e2e.py [EMAILS [CLIENTS]]      # default: 2000 16
-    .venv/bin/python bench/e2e.py --profile DIR           # the project only, under py-spy
+    .venv/bin/python -m bench.e2e [EMAILS [CLIENTS]]      # default: 2000 16
+    .venv/bin/python -m bench.e2e --profile DIR           # the project only, under py-spy
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, profiling, project, smtp_sink  # noqa: E402
+from bench import common, profiling, project, smtp_sink
 
 PROCESSES, THREADS = 2, 8
 WARMUP = 64

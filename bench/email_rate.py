@@ -12,7 +12,7 @@ All N emails are queued before the workers start; the rate is N - 1 over the
 time from the first email at the sink to the last. The sink also counts the
 connections, which shows whether a worker reused them.
 
-    .venv/bin/python bench/email_rate.py [N]    # default: 3000
+    .venv/bin/python -m bench.email_rate [N]    # default: 3000
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, project, smtp_sink  # noqa: E402
+from bench import common, project, smtp_sink
 
 PROCESSES, THREADS = 2, 8
 TARGET = 300
@@ -104,7 +101,7 @@ def run_project(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, extra_env: d
         worker = common.dramatiq_worker("project-" + ("-".join(extra_env) or "as-is"), ["actors"],
                                         processes=PROCESSES, threads=THREADS, env=env,
                                         log_dir=log_dir)
-        common.wait_for(lambda: worker.check() or sink.messages >= n, timeout=max(300, n / 5),
+        common.wait_for(lambda: worker.check() and sink.messages >= n, timeout=max(300, n / 5),
                         interval=0.05, what="the project's emails")
         settings = f"{PROCESSES}x{THREADS}" + "".join(f" {k}={v}" for k, v in extra_env.items())
         return _rate(sink, n, what, settings)

@@ -6,7 +6,7 @@ The project's web has a PostgreSQL database and a RabbitMQ vhost of its own and
 no worker: each request commits its job and email and publishes (publisher
 confirms), the messages wait in the queue. A warm-up precedes each run.
 
-    .venv/bin/python bench/enqueue.py [REQUESTS [CLIENTS]]    # default: 3000 16
+    .venv/bin/python -m bench.enqueue [REQUESTS [CLIENTS]]    # default: 3000 16
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, project  # noqa: E402
+from bench import common, project
 
 TARGET_RATIO, TARGET_P99_MS = 0.5, 50
 WARMUP = 100

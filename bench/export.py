@@ -5,7 +5,7 @@ through the real ``run_export`` actor in a real ``dramatiq`` worker process (on 
 RabbitMQ vhost of its own), then, in the same run, time
 ``COPY (SELECT ...) TO STDOUT WITH CSV`` over the same rows.
 
-    .venv/bin/python bench/export.py [N ...]     # default: 100000 1000000
+    .venv/bin/python -m bench.export [N ...]     # default: 100000 1000000
 """
 
 from __future__ import annotations
@@ -16,23 +16,21 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BROKER_URL", "stub://")  # this process only publishes, below
 
-import dramatiq  # noqa: E402
-import psycopg  # noqa: E402
+import dramatiq
+import psycopg
 
-import broker as broker_module  # noqa: E402
-from app import auth, create_app  # noqa: E402
-from app.db import db  # noqa: E402
-from app.exports import service  # noqa: E402
-from app.models import Job  # noqa: E402
-from app.seed import seed_posts  # noqa: E402
-from bench.project import NO_QUOTAS  # noqa: E402
-from tests.support.services import PostgresDatabase, RabbitVhost  # noqa: E402
-from tests.support.smtp import SmtpServer  # noqa: E402
-from tests.support.worker import WorkerProcess, wait_until  # noqa: E402
+import broker as broker_module
+from app import auth, create_app
+from app.db import db
+from app.exports import service
+from app.models import Job
+from app.seed import seed_posts
+from bench.project import NO_QUOTAS
+from tests.support.services import PostgresDatabase, RabbitVhost
+from tests.support.smtp import SmtpServer
+from tests.support.worker import WorkerProcess, wait_until
 
 
 def peak_rss_mb(pgid: int) -> float:

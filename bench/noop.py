@@ -13,7 +13,7 @@ from the first job starting (project: the earliest ``started_at``; baselines:
 the first job reporting done) to the last one done (project: the latest
 ``finished_at``).
 
-    .venv/bin/python bench/noop.py [N [CELERY_CONCURRENCY]]    # default: 20000 16
+    .venv/bin/python -m bench.noop [N [CELERY_CONCURRENCY]]    # default: 20000 16
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench import common, project  # noqa: E402
+from bench import common, project
 
 PROCESSES, THREADS = 2, 8
 TARGET_DRAMATIQ, TARGET_CELERY = 0.8, 1.8
@@ -95,7 +92,7 @@ def run_bare(n: int, log_dir: Path) -> dict:
         worker = common.dramatiq_worker(
             "bare-noop", ["bench.bare_noop"], processes=PROCESSES, threads=THREADS,
             env={"BENCH_BROKER_URL": vhost.url(), **counter.env}, log_dir=log_dir)
-        common.wait_for(lambda: worker.check() or counter.count >= n,
+        common.wait_for(lambda: worker.check() and counter.count >= n,
                         timeout=max(300, n / 50), interval=0.05, what="bare no-op jobs")
         seconds = counter.last - counter.first
         return {"what": "bare Dramatiq", "settings": f"{PROCESSES}x{THREADS}",
@@ -129,7 +126,7 @@ def run_celery(n: int, concurrency: int, log_dir: Path) -> dict:
             # Celery reads BROKER_URL from the environment too (this process sets stub://).
             env={"BENCH_BROKER_URL": vhost.url(), "BROKER_URL": vhost.url(), **counter.env},
             log_dir=log_dir)
-        common.wait_for(lambda: worker.check() or counter.count >= n,
+        common.wait_for(lambda: worker.check() and counter.count >= n,
                         timeout=max(300, n / 20), interval=0.05, what="celery no-op tasks")
         seconds = counter.last - counter.first
         return {"what": "Celery (prefork, no result backend)",

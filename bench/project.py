@@ -88,7 +88,9 @@ def span(app: Flask, actor: str) -> tuple[datetime, datetime]:
             select(func.min(Job.started_at), func.max(Job.finished_at)).where(Job.actor == actor)
         ).one()
         db.session.rollback()
-        return first, last
+    if first is None or last is None:
+        raise RuntimeError(f"no {actor} job has finished")
+    return first, last
 
 
 def dispose(app: Flask) -> None:

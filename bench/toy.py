@@ -43,8 +43,8 @@ def _message(to: str, subject: str, body: str) -> EmailMessage:
 def send_email(to: str, subject: str, body: str) -> None:
     message = _message(to, subject, body)
     if not REUSE:
-        with smtplib.SMTP(SMTP_HOST, SMTP_PORT, timeout=30) as smtp:
-            smtp.send_message(message)
+        with smtplib.SMTP(SMTP_HOST, SMTP_PORT, timeout=30) as connection:
+            connection.send_message(message)
         return
     smtp = getattr(_local, "smtp", None)
     if smtp is None:

@@ -7,10 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pika
 

@@ -5,22 +5,18 @@ admin, so that the printed password is always the one that works."""
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
-from sqlalchemy import select  # noqa: E402
-from werkzeug.security import generate_password_hash  # noqa: E402
-
-from app import auth, create_app  # noqa: E402
-from app.config import write_private  # noqa: E402
-from app.db import db  # noqa: E402
-from app.models import User  # noqa: E402
+from app import auth, create_app
+from app.config import INSTANCE, write_private
+from app.db import db
+from app.models import User
 
 EMAIL = "admin@example.com"
-PASSWORD_FILE = ROOT / "instance" / "demo-admin-password"
+PASSWORD_FILE = INSTANCE / "demo-admin-password"
 
 
 def ensure_demo_admin(password_file: Path = PASSWORD_FILE) -> str:
