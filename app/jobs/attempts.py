@@ -41,7 +41,7 @@ from sqlalchemy import (
     values,
 )
 
-from app.db import clock, db, utcnow
+from app.db import changed_rows, clock, db, utcnow
 from app.jobs import kinds
 from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
@@ -131,7 +131,7 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
     blip, a dead letter moved back) race for it; one changes the row.
     """
     now = utcnow()
-    wanted = values(
+    rows = values(
         column("id", String), column("series", Integer), column("token", String),
         column("worker", String), column("actor", String), column("args", String),
         name="wanted",
@@ -139,9 +139,9 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
         (r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args))
         for r in requests
     ])
-    wanted = wanted.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
+    wanted = rows.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
     takeover = (Job.status == JobStatus.RUNNING) & ~lease_is_live()
-    rows = db.session.execute(
+    claimed_rows = db.session.execute(
         update(Job)
         .where(
             Job.id == wanted.c.id,
@@ -166,7 +166,7 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
         execution_options={"synchronize_session": False},
     ).all()
     claimed = {row.id: Claim(row.id, row.actor, row.attempts, row.claim, row.retries,
-                             row.max_retries, row.published_at) for row in rows}
+                             row.max_retries, row.published_at) for row in claimed_rows}
     taken_over = [claim.job_id for claim in claimed.values() if claim.attempt > 1]
     if taken_over:
         # Only a takeover finds an attempt still open: its worker stopped mid-job.
@@ -267,11 +267,11 @@ def fail(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> bo
         status = {
             "status": JobStatus.RETRYING, "next_retry_at": retry_at, "retries": Job.retries + 1
         }
-    changed = db.session.execute(
+    changed = changed_rows(
         update(Job)
         .where(owned(claim))
         .values(error_type=error_type, error_message=message, **status)
-    ).rowcount
+    )
     if changed and retry_at is None:
         kinds.of(claim.actor).given_up([claim.job_id])
     outcome = "failed" if retry_at is None else f"will retry at {retry_at.isoformat()}"

@@ -44,7 +44,7 @@ import threading
 import time
 from typing import Any, TypeVar
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -117,7 +117,8 @@ def write(change: Write[R, T], request: R) -> T:
     hold the lock the writer needs."""
     if db.session().in_transaction():
         db.session.rollback()
-    app = current_app._get_current_object()
+    # The app itself, not the proxy: the writer's threads push its context.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
     try:
         return _writer(app).submit(change, request)
     except WriterFailed:
@@ -169,7 +170,7 @@ class _Writer:
     """The main lane commits batches; a write that is stuck goes to the slow lane,
     which retries it alone until it commits."""
 
-    def __init__(self, app):
+    def __init__(self, app: Flask):
         self.app = app
         self.queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self.slow: queue.SimpleQueue[_Pending] = queue.SimpleQueue()

@@ -23,7 +23,7 @@ from typing import Any
 from dramatiq.common import compute_backoff
 from sqlalchemy import JSON, Integer, String, column, update, values
 
-from app.db import db, utcnow
+from app.db import changed_rows, db, utcnow
 from app.jobs import kinds
 from app.jobs.attempts import (
     Claim,
@@ -126,18 +126,18 @@ def _record(outcomes: Sequence[Outcome]) -> list[bool]:
 record: Write[Outcome, bool] = batched(_record)
 
 
-def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str]]:
+def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
     """The successes, in two statements; answers the (job, claim) pairs that
     still owned their job."""
     now = utcnow()
-    rows = values(
+    values_list = values(
         column("id", String), column("attempt", Integer), column("token", String),
         column("result", JSON), name="owned",
     ).data([
         (o.claim.job_id, o.claim.attempt, o.claim.token, storable_json(o.result))
         for o in successes
     ])
-    rows = rows.cte("owned")
+    rows = values_list.cte("owned")
     db.session.execute(
         update(JobAttempt)
         .where(
@@ -148,8 +148,9 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str]]:
         .values(outcome=JobStatus.SUCCEEDED, finished_at=now),
         execution_options={"synchronize_session": False},
     )
-    changed = set(
-        db.session.execute(
+    changed: set[tuple[str, str | None]] = {
+        (row.id, row.claim)
+        for row in db.session.execute(
             update(Job)
             .where(Job.id == rows.c.id, Job.status == JobStatus.RUNNING, Job.claim == rows.c.token)
             .values(
@@ -162,8 +163,8 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str]]:
             )
             .returning(Job.id, Job.claim),
             execution_options={"synchronize_session": False},
-        ).tuples()
-    )
+        )
+    }
     # What an attempt did is true even if it lost the job meanwhile (an email
     # that went out was sent): the kind's hook runs either way.
     by_actor: dict[str, list[str]] = {}
@@ -199,12 +200,12 @@ def _fail_unrecorded(request: Unrecorded) -> None:
     error_type, message, trace = describe(failure)
     close_attempt(claim, outcome=JobStatus.FAILED, finished_at=now, error_type=error_type,
                   error_message=message, traceback=trace)
-    changed = db.session.execute(
+    changed = changed_rows(
         update(Job)
         .where(owned(claim))
         .values(status=JobStatus.FAILED, finished_at=now, error_type=error_type,
                 error_message=message)
-    ).rowcount
+    )
     if changed and request.hooks:
         kinds.of(claim.actor).given_up([claim.job_id])
     log(claim, f"failed: {error_type}" if changed else "failed, but its lease was taken over")

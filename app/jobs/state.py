@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import (
     select,
@@ -132,7 +133,7 @@ def requeue(job_id: str) -> Job:
         db.session.rollback()
         raise JobStateConflict(job_id, "blocked by another unfinished export") from None
     logger.info("job %s (%s) queued again as series %d", job_id, row.actor, row.series)
-    return db.session.get(Job, job_id, populate_existing=True)
+    return db.session.get_one(Job, job_id, populate_existing=True)
 
 
 def cancel(job_id: str) -> None:
@@ -150,7 +151,7 @@ def cancel(job_id: str) -> None:
     logger.info("job %s (%s) cancelled", job_id, actor)
 
 
-def _conflict(job_id: str):
+def _conflict(job_id: str) -> NoReturn:
     status = db.session.execute(select(Job.status).where(Job.id == job_id)).scalar()
     db.session.rollback()
     if status is None:
