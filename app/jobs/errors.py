@@ -1,5 +1,5 @@
-"""Errors that no retry can fix. Actors declare ``throws=(PermanentError,)`` so
-that Dramatiq's Retries fails them at once and dead-letters the message."""
+"""Errors that no retry can fix: an attempt that raises one fails its job at once
+and its message is dead-lettered (``app/jobs/outcomes.py``)."""
 
 
 class PermanentError(Exception):
