@@ -1,7 +1,7 @@
 """Settings, read from the environment in one place.
 
-Every variable is optional (see the contract); tests pass overrides to
-``create_app(config)`` instead of touching ``os.environ``.
+Every variable is optional, with the defaults below (the README lists them);
+tests pass overrides to ``create_app(config)`` instead of touching ``os.environ``.
 """
 
 from __future__ import annotations

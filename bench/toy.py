@@ -1,4 +1,4 @@
-"""The toy the project's design started from, as issue 9 describes it: a Flask
+"""The toy the project's design started from, the baseline of `bench/e2e.py`: a Flask
 endpoint that calls ``actor.send()``, a bare Dramatiq actor that sends with
 ``smtplib``, nothing in a database. Dramatiq's default middleware, its own
 RabbitMQ vhost (``TOY_BROKER_URL``).
