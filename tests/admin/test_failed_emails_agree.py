@@ -39,3 +39,28 @@ def test_status_the_admin_list_and_the_metric_agree_on_which_emails_failed(app, 
     }
     assert by_status == listed == expected
     assert gauge == len(expected) == 3
+
+
+def test_a_failed_emails_job_page_links_to_it_in_the_failed_emails_list(app, admin_client, user):
+    failed, failed_job = make_email(app, user[0], job_status=JobStatus.FAILED)
+    _, queued_job = make_email(app, user[0], job_status=JobStatus.QUEUED)
+
+    assert f'href="/admin/emails#email-{failed}"' in admin_client.get(
+        f"/admin/jobs/{failed_job}"
+    ).text
+    assert "/admin/emails#email-" not in admin_client.get(f"/admin/jobs/{queued_job}").text
+
+
+def test_the_list_says_cancelled_for_an_email_whose_job_was_cancelled_without_error(
+    app, admin_client, user
+):
+    email_id, job_id = make_email(app, user[0], job_status=JobStatus.CANCELLED)
+    with app.app_context():
+        job = db.session.get(Email, email_id).job
+        job.error_type = job.error_message = None
+        db.session.commit()
+
+    html = admin_client.get("/admin/emails").text
+
+    row = html[html.index(f'id="email-{email_id}"') :]
+    assert '<span class="muted">cancelled</span>' in row[: row.index("</tr>")]
