@@ -14,8 +14,9 @@ from app import auth, seed
 from app.db import db
 from app.jobs import control, outbox
 from app.jobs.listing import newest_first
-from app.models import JOB_STATUSES, Job, User
+from app.models import Job, User
 from app.scheduling import status
+from app.states import JobStatus
 from app.text import printable
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -41,7 +42,8 @@ def create_user(email: str, password: str, admin: bool) -> None:
 
 
 @jobs_cli.command("list")
-@click.option("--status", type=click.Choice(JOB_STATUSES))
+# The strings: click.Choice would take an enum's names (QUEUED), not its values.
+@click.option("--status", type=click.Choice([state.value for state in JobStatus]))
 @click.option("--actor")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
@@ -79,7 +81,7 @@ def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
             ) from None
         click.echo(f"job {job_id} queued")
         return
-    query = select(Job.id).where(Job.status == "failed")
+    query = select(Job.id).where(Job.status == JobStatus.FAILED)
     if actor:
         query = query.where(Job.actor == actor)
     job_ids = db.session.scalars(query.order_by(Job.created_at)).all()
@@ -98,7 +100,9 @@ def relay() -> None:
     while published := outbox.relay():
         total += published
     pending = db.session.scalar(
-        select(db.func.count()).where(Job.published_at.is_(None), Job.status == "queued")
+        select(db.func.count()).where(
+            Job.published_at.is_(None), Job.status == JobStatus.QUEUED
+        )
     )
     click.echo(f"published {total} job(s); {pending} still waiting for the broker")
     if pending:

@@ -7,18 +7,19 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import email_message, quotas, smtp
 from app.db import db, utcnow
+from app.exports import files
 from app.jobs import attempts, outbox, outcomes, state, workers
 from app.jobs.errors import PermanentError
 from app.jobs.kinds import JobKind, subject_row
-from app.models import Email, new_id
+from app.models import Email, Job, new_id
+from app.states import RETRYABLE, EmailStatus, JobStatus
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -49,18 +50,29 @@ PERMANENT_ERRORS = tuple(
 )
 
 
-def status(email: Email) -> str:
-    """queued, sending, sent or failed: derived from ``sent_at`` and the current
-    job, so that it can never disagree with the job. A missing job was deleted
-    after finishing without sending, so the email failed."""
+# The states of a job that will not send its email unless someone retries it
+# (ended without succeeding); with the job gone, nothing will.
+GAVE_UP = RETRYABLE
+
+
+def status(email: Email) -> EmailStatus:
+    """Derived from ``sent_at`` and the current job, so that it can never
+    disagree with the job. A missing job was deleted after finishing without
+    sending, so the email failed (``failed()`` is the same rule in SQL)."""
     if email.sent_at is not None:
-        return "sent"
+        return EmailStatus.SENT
     job = email.job
-    if job is None or job.status in ("failed", "cancelled"):
-        return "failed"
-    if job.status == "queued":
-        return "queued"
-    return "sending"
+    if job is None or job.status in GAVE_UP:
+        return EmailStatus.FAILED
+    if job.status == JobStatus.QUEUED:
+        return EmailStatus.QUEUED
+    return EmailStatus.SENDING
+
+
+def failed() -> ColumnElement[bool]:
+    """The emails whose ``status`` is failed: not sent, and the job gone or in
+    GAVE_UP. For a query that outer-joins each email's job (``Email.job``)."""
+    return Email.sent_at.is_(None) & or_(Job.id.is_(None), Job.status.in_(GAVE_UP))
 
 
 def request_hash(request: dict) -> str:
@@ -180,7 +192,7 @@ def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -
         return
     path = None
     if email.attachment:
-        path = Path(current_app.config["EXPORT_DIR"]) / email.attachment
+        path = files.finished_path(email.attachment)
         if not path.is_file():
             raise AttachmentMissing(f"{email.attachment} no longer exists")
     message = email_message.build(email, path)

@@ -14,8 +14,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Select, func, literal, select, union_all
 
+from app import emails
 from app.db import db, utcnow
-from app.models import JOB_STATUSES, Email, Job, ScheduleState
+from app.models import Email, Job, ScheduleState
+from app.states import JobStatus
 
 COUNT_CAP = 10_000
 # Actors are a handful; this bounds the scrape even if jobs of many stray actors exist.
@@ -42,7 +44,7 @@ def actors() -> list[str]:
 
 def job_counts() -> dict[tuple[str, str], int]:
     """{(actor, status): count, capped}, in one round trip."""
-    pairs = [(actor, status) for actor in actors() for status in JOB_STATUSES]
+    pairs = [(actor, status) for actor in actors() for status in JobStatus]
     if not pairs:
         return {}
     parts = [
@@ -60,26 +62,37 @@ def job_counts() -> dict[tuple[str, str], int]:
 
 def unpublished() -> int:
     """The outbox backlog: queued jobs the broker has not confirmed (ix_jobs_unpublished)."""
-    query = select(Job.id).where(Job.published_at.is_(None), Job.status == "queued")
+    query = select(Job.id).where(Job.published_at.is_(None), Job.status == JobStatus.QUEUED)
     return db.session.scalar(_capped(query))
 
 
 def oldest_queued_age_s() -> float:
-    oldest = db.session.scalar(select(func.min(Job.created_at)).where(Job.status == "queued"))
+    oldest = db.session.scalar(
+        select(func.min(Job.created_at)).where(Job.status == JobStatus.QUEUED)
+    )
     return (utcnow() - oldest).total_seconds() if oldest else 0.0
 
 
 def failed_emails() -> int:
-    """Unsent emails whose job failed, was cancelled, or is gone, capped: driven
-    from the failed send_email jobs and from the emails index on job_id."""
-    of_failed_jobs = (
+    """The failed emails (``app.emails.failed``), capped, counted in two parts
+    that are each an index range: the emails of send_email jobs that gave up
+    (ix_jobs_actor_status_created: the actor and the states named), and the
+    emails without a job (the emails index on job_id)."""
+    of_jobs_that_gave_up = (
         select(Email.id)
         .join(Job, Job.id == Email.job_id)
-        .where(Job.actor == "send_email", Job.status.in_(("failed", "cancelled")))
-        .where(Email.sent_at.is_(None))
+        .where(Job.actor == emails.SEND_EMAIL.actor, Job.status.in_(emails.GAVE_UP))
+        .where(emails.failed())
     )
-    orphaned = select(Email.id).where(Email.job_id.is_(None), Email.sent_at.is_(None))
-    total = db.session.scalar(_capped(of_failed_jobs)) + db.session.scalar(_capped(orphaned))
+    without_job = (
+        select(Email.id)
+        .outerjoin(Job, Job.id == Email.job_id)
+        .where(Email.job_id.is_(None))
+        .where(emails.failed())
+    )
+    total = db.session.scalar(_capped(of_jobs_that_gave_up)) + db.session.scalar(
+        _capped(without_job)
+    )
     return min(total, COUNT_CAP)
 
 

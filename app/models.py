@@ -22,15 +22,23 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import UTCDateTime, db, utcnow
+from app.states import UNFINISHED_EXPORTS, ExportStatus, JobStatus
 
-JOB_STATUSES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
-EXPORT_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
+# The states as plain strings, for ``Literal[...]`` fields (app/api); code that
+# asks which states there are iterates the enums of app/states.py.
+JOB_STATUSES = tuple(status.value for status in JobStatus)
+EXPORT_STATUSES = tuple(status.value for status in ExportStatus)
 EXPORT_FORMATS = ("csv", "json", "xlsx")
 EXPORT_KINDS = ("posts",)
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _status_in(states) -> str:
+    """SQL text of ``status IN ('a', 'b')``, for constraints and index conditions."""
+    return "status IN ({})".format(", ".join(f"'{state}'" for state in states))
 
 
 class User(db.Model):
@@ -69,7 +77,7 @@ class Job(db.Model):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        CheckConstraint(_status_in(JobStatus), name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_status_created", "status", "created_at", "id"),
@@ -84,7 +92,7 @@ class Job(db.Model):
     actor: Mapped[str] = mapped_column(String(64))
     queue: Mapped[str] = mapped_column(String(64))
     args: Mapped[list] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
@@ -205,19 +213,21 @@ class Email(db.Model):
 class Export(db.Model):
     """A file of a user's data, written by ``run_export`` and delivered by email.
 
-    At most one unfinished export per user and kind: a partial unique index
-    makes the database refuse a second one, however requests interleave."""
+    At most one unfinished export per user and kind (``UNFINISHED_EXPORTS``,
+    the rule ``app.exports.service.unfinished`` asks in queries): a partial
+    unique index makes the database refuse a second one, however requests
+    interleave. Migration 0002 creates it with the same condition."""
 
     __tablename__ = "exports"
     __table_args__ = (
-        CheckConstraint(f"status IN {EXPORT_STATUSES!r}", name="status"),
+        CheckConstraint(_status_in(ExportStatus), name="status"),
         Index(
             "uq_exports_one_unfinished",
             "user_id",
             "kind",
             unique=True,
-            sqlite_where=text("status IN ('queued', 'running')"),
-            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text(_status_in(UNFINISHED_EXPORTS)),
+            postgresql_where=text(_status_in(UNFINISHED_EXPORTS)),
         ),
         Index("ix_exports_user_created", "user_id", "created_at"),
     )
@@ -229,7 +239,7 @@ class Export(db.Model):
     )
     kind: Mapped[str] = mapped_column(String(32))
     format: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=ExportStatus.QUEUED)
     rows: Mapped[int | None] = mapped_column(Integer)
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     file_name: Mapped[str | None] = mapped_column(String(255))

@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from app.db import db, utcnow
 from app.models import Email, Export, User
+from app.states import ExportStatus
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -133,7 +134,7 @@ def _bytes_wait(user_id: int, max_bytes: int, now: datetime) -> timedelta | None
         select(Export.bytes, Export.finished_at)
         .where(
             Export.user_id == user_id,
-            Export.status == "succeeded",
+            Export.status == ExportStatus.SUCCEEDED,
             Export.finished_at >= now - ttl,
         )
         .order_by(Export.finished_at)

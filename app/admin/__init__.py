@@ -6,11 +6,19 @@ from datetime import datetime
 
 from flask import Blueprint
 
+from app.states import EmailStatus, ExportStatus, JobStatus
+
 admin = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
 PAGE_SIZE = 50
 # Status counts stop here: past it the page says "1,000+".
 COUNT_CAP = 1_000
+
+
+@admin.context_processor
+def states() -> dict:
+    """The admin templates compare states with these, as the code does."""
+    return {"JobStatus": JobStatus, "EmailStatus": EmailStatus, "ExportStatus": ExportStatus}
 
 
 @admin.app_template_filter("utc_time")

@@ -4,12 +4,13 @@ email's job)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from app.admin import PAGE_SIZE, admin
 from app.api.input import valid_cursor
 from app.db import db
+from app.emails import failed as failed_email
 from app.jobs import control
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
 from app.models import Email, Job
@@ -17,15 +18,12 @@ from app.web.session import admin_required
 
 
 def failed_emails():
-    """Failed as ``app.emails.status`` derives it: not sent, and its job is gone,
-    failed or cancelled."""
+    """The failed emails (``app.emails.failed``), each with its job loaded."""
     return (
         select(Email)
         .outerjoin(Job, Email.job_id == Job.id)
         .options(contains_eager(Email.job))
-        .where(
-            Email.sent_at.is_(None), or_(Job.id.is_(None), Job.status.in_(("failed", "cancelled")))
-        )
+        .where(failed_email())
     )
 
 

@@ -16,8 +16,8 @@ from app.api.input import valid_cursor
 from app.db import db
 from app.jobs import control, kinds
 from app.jobs.listing import BadCursor, encode_cursor, newest_first
-from app.models import JOB_STATUSES, Job, User
-from app.states import CANCELLABLE, RETRYABLE
+from app.models import Job, User
+from app.states import CANCELLABLE, RETRYABLE, JobStatus
 from app.web.session import admin_required
 
 # What a search looks in, as one expression; migration 0005 indexes exactly this
@@ -40,7 +40,7 @@ class Filters:
     def read(cls, values) -> Filters:
         status = values.get("status", "").strip()
         return cls(
-            status=status if status in JOB_STATUSES else "",
+            status=status if status in tuple(JobStatus) else "",
             actor=values.get("actor", "").strip(),
             q=values.get("q", "").strip(),
         )
@@ -66,7 +66,7 @@ class Filters:
         cancelled ones while the list shows only those; None when the list can
         hold no retryable job."""
         if not self.status:
-            return "failed"
+            return JobStatus.FAILED
         return self.status if self.status in RETRYABLE else None
 
 
@@ -90,13 +90,13 @@ def status_counts(filters: Filters) -> tuple[dict[str, int], bool]:
         rows = db.session.execute(
             select(matches.c.status, func.count()).group_by(matches.c.status)
         ).all()
-        counts = dict.fromkeys(JOB_STATUSES, 0) | {status: n for status, n in rows}
+        counts = dict.fromkeys(JobStatus, 0) | {status: n for status, n in rows}
         return counts, sum(counts.values()) > COUNT_CAP
     capped = [
-        select(literal(status).label("status"), func.count().label("n")).select_from(
+        select(literal(status.value).label("status"), func.count().label("n")).select_from(
             select(Job.id).where(Job.status == status, *where).limit(COUNT_CAP + 1).subquery()
         )
-        for status in JOB_STATUSES
+        for status in JobStatus
     ]
     return {status: n for status, n in db.session.execute(union_all(*capped))}, False
 
@@ -131,7 +131,7 @@ def jobs():
         counts=counts,
         partial=partial,
         total=sum(counts.values()),
-        statuses=JOB_STATUSES,
+        statuses=tuple(JobStatus),
         actors=actors,
         retry_all_status=retry_all,
         retry_all_count=counts[retry_all] if retry_all else 0,

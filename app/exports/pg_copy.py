@@ -21,7 +21,8 @@ BOUNDS = """
 """
 # Same text as the Python writers produce: a body a spreadsheet would take for a
 # formula prefixed with a single quote (writers.FORMULA_STARTS; chr() of integers,
-# so the SQL needs no escapes), times in ISO 8601 in UTC with microseconds.
+# so the SQL needs no escapes), times in ISO 8601 in UTC with microseconds, and
+# UTF-8 whatever the session's client_encoding (COPY writes in that by default).
 FORMULA_FIRST = ", ".join(f"chr({ord(char)})" for char in FORMULA_STARTS)
 ROWS = """
     COPY (
@@ -29,7 +30,7 @@ ROWS = """
                CASE WHEN left(body, 1) IN ({formula_first}) THEN chr(39) || body ELSE body END,
                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
         FROM posts WHERE user_id = {user_id} AND id > {after} AND id <= {last} ORDER BY id
-    ) TO STDOUT (FORMAT csv)
+    ) TO STDOUT (FORMAT csv, ENCODING 'UTF8')
 """
 
 

@@ -17,26 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import quotas
 from app.db import db, utcnow
 from app.emails import new_email
-from app.exports import links, pg_copy
+from app.exports import files, links, pg_copy
+from app.exports.files import file_path  # noqa: F401  (app/api/exports.py serves it)
 from app.exports.writers import WRITERS
 from app.jobs import attempts, durable, outbox, outcomes, state
 from app.jobs.errors import PermanentError
 from app.jobs.kinds import HOUR_MS, JobKind, subject_row
 from app.jobs.writes import one_at_a_time
 from app.models import Export, Job, Post, User, new_id
+from app.states import UNFINISHED_EXPORTS, ExportStatus
 
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 5000
 PROGRESS_INTERVAL_S = 0.5
 COLUMNS = ("id", "body", "created_at")
-PARTIAL_DIR = ".partial"
 
 
 class ExportNotFound(PermanentError, LookupError):
@@ -64,7 +65,7 @@ def request_export(*, user_id: int, kind: str, format: str) -> Export:
         job_id=job.id,
         kind=kind,
         format=format,
-        status="queued",
+        status=ExportStatus.QUEUED,
         created_at=utcnow(),
     )
     job.args = [export.id]
@@ -79,11 +80,15 @@ def request_export(*, user_id: int, kind: str, format: str) -> Export:
     return export
 
 
+def unfinished() -> ColumnElement[bool]:
+    """The exports whose file is still to be written (UNFINISHED_EXPORTS): at
+    most one per user and kind (the unique index uq_exports_one_unfinished)."""
+    return Export.status.in_(UNFINISHED_EXPORTS)
+
+
 def _unfinished(user_id: int, kind: str) -> Export | None:
     return db.session.scalar(
-        select(Export).where(
-            Export.user_id == user_id, Export.kind == kind, Export.status.in_(("queued", "running"))
-        )
+        select(Export).where(Export.user_id == user_id, Export.kind == kind, unfinished())
     )
 
 
@@ -91,8 +96,8 @@ def mark_failed(job_ids: Sequence[str]) -> None:
     """The export's job failed for good or was cancelled."""
     db.session.execute(
         update(Export)
-        .where(Export.job_id.in_(job_ids), Export.status.in_(("queued", "running")))
-        .values(status="failed", finished_at=utcnow())
+        .where(Export.job_id.in_(job_ids), unfinished())
+        .values(status=ExportStatus.FAILED, finished_at=utcnow())
     )
 
 
@@ -102,17 +107,9 @@ def mark_queued(job_ids: Sequence[str]) -> None:
     meanwhile: the unique index allows one unfinished export."""
     db.session.execute(
         update(Export)
-        .where(Export.job_id.in_(job_ids), Export.status == "failed")
-        .values(status="queued", finished_at=None)
+        .where(Export.job_id.in_(job_ids), Export.status == ExportStatus.FAILED)
+        .values(status=ExportStatus.QUEUED, finished_at=None)
     )
-
-
-def export_dir() -> Path:
-    return Path(current_app.config["EXPORT_DIR"])
-
-
-def file_path(export: Export) -> Path:
-    return export_dir() / export.file_name
 
 
 def run(export_id: str) -> None:
@@ -128,15 +125,14 @@ def run(export_id: str) -> None:
     export = db.session.get(Export, export_id)
     if export is None:
         raise ExportNotFound(export_id)
-    if export.status != "queued" and export.status != "running":
+    if export.status not in UNFINISHED_EXPORTS:
         return  # finished already (a redelivered message): neither run nor email again
     user_id, fmt = export.user_id, export.format
     durable.write(_mark_running, export_id)
 
-    directory = export_dir() / PARTIAL_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{export_id}.{claim.token if claim else new_id()}.{fmt}"
-    name = f"{export_id}.{fmt}"
+    files.partial_dir().mkdir(parents=True, exist_ok=True)
+    partial = files.partial_path(export_id, claim.token if claim else new_id(), fmt)
+    name = files.finished_name(export_id, fmt)
     progress = _Progress(claim, total=_count_posts(user_id))
     try:
         # Readable by its owner only, whatever the umask: the writers open it as it
@@ -159,8 +155,8 @@ def run(export_id: str) -> None:
 def _mark_running(export_id: str) -> None:
     db.session.execute(
         update(Export)
-        .where(Export.id == export_id, Export.status == "queued")
-        .values(status="running")
+        .where(Export.id == export_id, Export.status == ExportStatus.QUEUED)
+        .values(status=ExportStatus.RUNNING)
     )
 
 
@@ -190,22 +186,26 @@ def _succeed(written: WrittenFile):
     export_id, claim, partial = written.export_id, written.claim, written.partial
     if claim is not None:
         owner = db.session.execute(
-            select(Job.id)
-            .where(Job.id == claim.job_id, Job.claim == claim.token, Job.status == "running")
-            .with_for_update()
+            select(Job.id).where(attempts.owned(claim)).with_for_update()
         ).first()
         if owner is None:
             return None
     changed = db.session.execute(
         update(Export)
-        .where(Export.id == export_id, Export.status == "running")
-        .values(status="succeeded", rows=written.rows, bytes=written.size, file_name=written.name,
-                finished_at=utcnow())
+        .where(Export.id == export_id, Export.status == ExportStatus.RUNNING)
+        .values(
+            status=ExportStatus.SUCCEEDED,
+            rows=written.rows,
+            bytes=written.size,
+            file_name=written.name,
+            finished_at=utcnow(),
+        )
     ).rowcount
     if not changed:
         return None
     if partial.exists():
-        os.replace(partial, export_dir() / written.name)  # atomic: the file is whole or absent
+        # Atomic: the file is whole or absent.
+        os.replace(partial, files.finished_path(written.name))
     export = db.session.get(Export, export_id, populate_existing=True)
     email, job = _delivery_email(export)
     db.session.add(email)

@@ -11,7 +11,6 @@ exists and does not own it (any more), is ever deleted there."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import timedelta
 
@@ -20,9 +19,11 @@ from sqlalchemy import delete, or_, select, update
 
 from app import login_throttle
 from app.db import db, utcnow
-from app.exports.service import PARTIAL_DIR, export_dir
+from app.exports import files
+from app.exports.service import unfinished
 from app.jobs.kinds import HOUR_MS, JobKind
-from app.models import EXPORT_FORMATS, ApiToken, Email, Export, Job
+from app.models import ApiToken, Email, Export, Job
+from app.states import ExportStatus
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ CLEANUP = JobKind(actor="cleanup", queue="maintenance", time_limit_ms=HOUR_MS)
 BATCH = 1000
 # A partial file this old belongs to no live attempt (exports time out sooner).
 STRAY_AFTER_S = 3 * 3600
-# How app/exports/service.py names a finished file: "<export id>.<format>".
-_UUID = r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
-_FORMATS = "|".join(EXPORT_FORMATS)
-EXPORT_FILE = re.compile(rf"^({_UUID})\.(?:{_FORMATS})$")
 
 
 def cleanup() -> dict:
@@ -102,7 +99,7 @@ def expire_exports() -> int:
     while True:
         batch = db.session.execute(
             select(Export.id, Export.file_name)
-            .where(Export.status == "succeeded", Export.finished_at < cutoff)
+            .where(Export.status == ExportStatus.SUCCEEDED, Export.finished_at < cutoff)
             .limit(BATCH)
         ).all()
         if not batch:
@@ -110,11 +107,11 @@ def expire_exports() -> int:
             return expired
         for _, file_name in batch:
             if file_name:
-                (export_dir() / file_name).unlink(missing_ok=True)
+                files.finished_path(file_name).unlink(missing_ok=True)
         db.session.execute(
             update(Export)
             .where(Export.id.in_([export_id for export_id, _ in batch]))
-            .values(status="expired")
+            .values(status=ExportStatus.EXPIRED)
         )
         db.session.commit()
         expired += len(batch)
@@ -147,7 +144,7 @@ def _disowned(names: dict[str, str]) -> set[str]:
         ).all()
         for export_id, status, file_name in rows:
             name = by_id[export_id]
-            if status != "succeeded" or file_name != name:
+            if status != ExportStatus.SUCCEEDED or file_name != name:
                 disowned.add(name)
     db.session.rollback()
     return disowned
@@ -155,18 +152,16 @@ def _disowned(names: dict[str, str]) -> set[str]:
 
 def remove_stray_files() -> int:
     """Partial files no attempt is writing, and export files their export disowns."""
-    directory = export_dir()
+    directory = files.export_dir()
     if not directory.is_dir():
         return 0
-    unfinished = set(
-        db.session.scalars(select(Export.id).where(Export.status.in_(("queued", "running")))).all()
-    )
+    being_written = set(db.session.scalars(select(Export.id).where(unfinished())).all())
     db.session.rollback()
     now, removed = time.time(), 0
     named = {
-        path.name: match[1]
+        path.name: export_id
         for path in directory.iterdir()
-        if (match := EXPORT_FILE.match(path.name)) and path.is_file()
+        if (export_id := files.finished_export_id(path.name)) and path.is_file()
     }
     for name in _disowned(named):
         path = directory / name
@@ -174,11 +169,10 @@ def remove_stray_files() -> int:
             path.unlink(missing_ok=True)
             removed += 1
     # .partial is the exports' own directory: everything in it is an attempt's.
-    partial = directory / PARTIAL_DIR
+    partial = files.partial_dir()
     for path in partial.glob("*") if partial.is_dir() else ():
-        owner = path.name.split(".", 1)[0]
         age = now - path.stat().st_mtime
-        if owner not in unfinished or age > STRAY_AFTER_S:
+        if files.partial_export_id(path.name) not in being_written or age > STRAY_AFTER_S:
             path.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 
 from app import auth
 from app.db import db
-from app.exports import pg_copy, service
+from app.exports import files, pg_copy, service
 from app.exports.writers import write_csv, write_xlsx
 from app.models import Export, Post
 from tests.exports.conftest import TRICKY_BODIES
@@ -115,5 +115,5 @@ def test_export_files_are_readable_by_their_owner_only(
     with app.app_context():
         export = db.session.get(Export, created.json["export_id"])
         assert export.status == "succeeded"
-        mode = stat.S_IMODE(service.file_path(export).stat().st_mode)
+        mode = stat.S_IMODE(files.file_path(export).stat().st_mode)
     assert mode == 0o600, oct(mode)
