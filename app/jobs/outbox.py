@@ -2,8 +2,8 @@
 
 A job is published only after its row is committed, and its row records that it
 was handed to the broker (``published_at``). If publishing fails, the row stays
-``queued`` with no ``published_at`` and ``relay`` publishes it later, so no job is
-lost between the database and the broker.
+``queued`` with no ``published_at`` and the relay (``app/maintenance/relay.py``)
+publishes it later, so no job is lost between the database and the broker.
 
 A job may be published twice (a relay racing a slow request, two relays at once,
 a rescue); that is harmless, because a worker runs a message only when
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from app import rabbitmq
@@ -25,7 +25,6 @@ from app.models import Job
 
 logger = logging.getLogger(__name__)
 
-RELAY_BATCH = 500
 # How long a request may spend publishing its job, in total, before it leaves the
 # job to the relay: a broker alarm (publishes blocked) or an unreachable broker
 # must not hold a request past its time (gunicorn's is 30 s).
@@ -58,7 +57,7 @@ def commit_and_publish(*jobs: Job) -> None:
     ``published_at`` is written with the job, in the same commit, and cleared
     again if publishing fails, so that a request costs one commit, not two.
     Should the process die between that commit and the publish, the job looks
-    published but its message never was: the rescue (app/jobs/rescue.py) finds
+    published but its message never was: the rescue (app/maintenance/rescue.py) finds
     it like any message lost later, after a grace window instead of a relay
     interval. The messages are built first, so publishing touches no database
     transaction. Each publish gives up after ``REQUEST_PUBLISH_S``, so that a
@@ -115,28 +114,3 @@ def _unpublished(job_id: str, published_at) -> None:
     except DBAPIError:
         db.session.rollback()
         logger.warning("job %s is marked published but is not; the rescue will find it", job_id)
-
-
-def relay(*, limit: int = RELAY_BATCH) -> int:
-    """Publish jobs that are committed but not yet handed to the broker, oldest
-    first. Stops at the first failure (the broker is down: the rest would fail
-    too). Returns how many were published."""
-    published = 0
-    while published < limit:
-        messages = [
-            message_for(job)
-            for job in db.session.scalars(
-                select(Job)
-                .where(Job.published_at.is_(None), Job.status == "queued")
-                .order_by(Job.created_at, Job.id)
-                .limit(min(100, limit - published))
-            )
-        ]
-        db.session.rollback()  # publish outside any transaction
-        if not messages:
-            break
-        for message in messages:
-            if not publish(message):
-                return published
-            published += 1
-    return published

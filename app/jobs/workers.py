@@ -4,7 +4,7 @@ Each worker process has a row in ``workers``. A heartbeat thread renews it every
 third of ``JOB_LEASE_S``, in one write however many jobs the process is running:
 a job is owned while the row of its ``worker_id`` has not expired. The same write
 records, per queue, the latest ``published_at`` among the jobs the process has
-claimed (the rescue uses it; see ``app/jobs/rescue.py``).
+claimed (the rescue uses it; see ``app/maintenance/rescue.py``).
 
 Expiry is timed by the database's clock (``app.db.clock``), so a process whose
 clock runs ahead cannot take over live leases. The heartbeat has a connection of
