@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import auth, seed
 from app.db import db
-from app.jobs import control
+from app.jobs import control, outbox
 from app.jobs.listing import newest_first
 from app.maintenance import relay as relay_service
 from app.models import JOB_STATUSES, Job, User
@@ -98,9 +98,7 @@ def relay() -> None:
     total = 0
     while published := relay_service.relay()["published"]:
         total += published
-    pending = db.session.scalar(
-        select(db.func.count()).where(Job.published_at.is_(None), Job.status == "queued")
-    )
+    pending = db.session.scalar(select(db.func.count()).where(outbox.unpublished()))
     click.echo(f"published {total} job(s); {pending} still waiting for the broker")
     if pending:
         raise SystemExit(1)

@@ -14,7 +14,6 @@ from app.db import db
 from app.jobs import outbox
 from app.maintenance.service import Service, Summary
 from app.models import Job
-from app.states import JobStatus
 
 BATCH = 500
 
@@ -28,7 +27,7 @@ def relay(*, limit: int = BATCH) -> Summary:
             outbox.message_for(job)
             for job in db.session.scalars(
                 select(Job)
-                .where(Job.published_at.is_(None), Job.status == JobStatus.QUEUED)
+                .where(outbox.unpublished())
                 .order_by(Job.created_at, Job.id)
                 .limit(min(100, limit - published))
             )

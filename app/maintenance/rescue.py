@@ -36,7 +36,7 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from app.db import database_now, db
 from app.jobs import outbox
@@ -123,11 +123,8 @@ def _republish(job: Job, now: datetime) -> int:
     """Record the rescue (a conditional UPDATE: two relays cannot both rescue
     one job in one window), then publish; undo the record if publishing fails."""
     before, status, message = job.published_at, job.status, outbox.message_for(job)
-    owned = (Job.id == job.id) & (Job.status == status)
-    owned &= Job.published_at.is_(None) if before is None else Job.published_at == before
-    if not db.session.execute(
-        update(Job).where(owned).values(published_at=now, rescues=Job.rescues + 1)
-    ).rowcount:
+    record = outbox.republishing(job.id, status=status, was=before, at=now)
+    if not db.session.execute(record.values(rescues=Job.rescues + 1)).rowcount:
         db.session.rollback()
         return 0
     db.session.commit()
@@ -139,11 +136,8 @@ def _republish(job: Job, now: datetime) -> int:
         logger.warning(
             "could not republish lost job %s; will try again", message.message_id, exc_info=True
         )
-        db.session.execute(
-            update(Job)
-            .where(Job.id == message.message_id, Job.published_at == now)
-            .values(published_at=before, rescues=Job.rescues - 1)
-        )
+        undo = outbox.undo_publish(message.message_id, now, back_to=before)
+        db.session.execute(undo.values(rescues=Job.rescues - 1))
         db.session.commit()
         return 0
     logger.warning(

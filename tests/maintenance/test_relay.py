@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dramatiq
 import pytest
+from sqlalchemy import update
 
+from app.db import db
 from app.emails import SEND_EMAIL
-from app.jobs import outbox, state
+from app.jobs import control, outbox, state
 from app.maintenance.relay import relay
+from app.models import Job
+from app.states import JobStatus
 from tests.support.down_broker import DownBroker
 
 
@@ -43,6 +47,27 @@ def test_relay_publishes_at_most_its_limit_oldest_first(app, stub_broker, down_b
     with app.app_context():
         assert relay(limit=2) == {"published": 2}
     assert [m.message_id for m in _messages(stub_broker, "emails")] == ids[:2]
+
+
+def test_a_job_retried_by_hand_while_the_broker_is_down_is_left_to_the_relay(
+    app, stub_broker, down_broker
+):
+    # Given a failed job that was published once
+    dramatiq.set_broker(stub_broker)
+    job_id = _new_job(app)
+    stub_broker.flush_all()
+    with app.app_context():
+        db.session.execute(
+            update(Job).where(Job.id == job_id).values(status=JobStatus.FAILED)
+        )
+        db.session.commit()
+        # When it is retried while the broker is down, it waits for the relay
+        dramatiq.set_broker(down_broker)
+        control.retry(job_id)
+        assert db.session.get(Job, job_id, populate_existing=True).published_at is None
+        dramatiq.set_broker(stub_broker)
+        assert relay() == {"published": 1}
+    assert [m.message_id for m in _messages(stub_broker, "emails")] == [job_id]
 
 
 def test_relay_stops_at_the_first_broker_failure(app, down_broker):

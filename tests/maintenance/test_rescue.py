@@ -12,6 +12,7 @@ from app.emails import new_email
 from app.jobs import outbox
 from app.maintenance.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs
 from app.models import Job, Worker
+from tests.support.down_broker import DownBroker
 
 # RELAY_INTERVAL_S is 10 by default.
 GRACE = timedelta(seconds=GRACE_INTERVALS * 10)
@@ -157,3 +158,21 @@ def test_running_job_whose_worker_died_is_rescued(app, user, stub_broker, season
         assert rescued() == 1
         assert db.session.get(Job, orphan).rescues == 1
         assert db.session.get(Job, owned).rescues == 0
+
+
+def test_a_rescue_whose_publish_fails_is_undone_and_tried_again(
+    app, user, stub_broker, seasoned_worker
+):
+    # Given a lost retry, and a broker that refuses the rescue's publish
+    lost = _email_job(app, user[0], status="retrying", age=GRACE * 2)
+    with app.app_context():
+        before = db.session.get(Job, lost).published_at
+        dramatiq.set_broker(DownBroker())
+        try:
+            assert rescued() == 0
+        finally:
+            dramatiq.set_broker(stub_broker)
+        # Then its row is as it was, and the next rescue publishes it
+        job = db.session.get(Job, lost, populate_existing=True)
+        assert (job.published_at, job.rescues) == (before, 0)
+        assert rescued() == 1
