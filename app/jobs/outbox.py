@@ -117,7 +117,7 @@ def _unpublished(job_id: str, published_at: datetime) -> None:
 
 
 def mark_published(job_id: str) -> None:
-    """The broker confirmed the job's message (a publish by the relay)."""
+    """The broker confirmed the job's message (``publish``, which the relay calls)."""
     db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.published_at.is_(None))
