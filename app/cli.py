@@ -14,6 +14,7 @@ from app import auth, seed
 from app.db import db
 from app.jobs import control, outbox
 from app.jobs.listing import newest_first
+from app.maintenance import relay as relay_service
 from app.models import Job, User
 from app.scheduling import status
 from app.states import JobStatus
@@ -97,13 +98,9 @@ def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
 def relay() -> None:
     """Publish every job that is committed but not yet handed to the broker."""
     total = 0
-    while published := outbox.relay():
+    while published := relay_service.relay()["published"]:
         total += published
-    pending = db.session.scalar(
-        select(db.func.count()).where(
-            Job.published_at.is_(None), Job.status == JobStatus.QUEUED
-        )
-    )
+    pending = db.session.scalar(select(db.func.count()).where(outbox.unpublished()))
     click.echo(f"published {total} job(s); {pending} still waiting for the broker")
     if pending:
         raise SystemExit(1)

@@ -111,7 +111,7 @@ class Job(db.Model):
     # longer change the job (and a claim whose commit was lost can be recognised).
     claim: Mapped[str | None] = mapped_column(String(32))
     # Times the rescue republished the job since a worker last claimed it; each
-    # rescue waits four times longer than the last (see app/jobs/rescue.py).
+    # rescue waits four times longer than the last (see app/maintenance/rescue.py).
     rescues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Periodic jobs carry "schedule@tick"; the unique index makes a second
     # enqueue of the same tick fail, even from two schedulers at once.

@@ -29,7 +29,7 @@ the next one that answers.
   thread sees it: a delivery that never started an attempt brings no job nearer
   to failing, and RabbitMQ never dead-letters a message merely for restarts.
   Should that publish fail, the delivery runs as it is; if it comes back once
-  more, RabbitMQ dead-letters it to ``.XQ`` and the rescue (app/jobs/rescue.py)
+  more, RabbitMQ dead-letters it to ``.XQ`` and the rescue (app/maintenance/rescue.py)
   republishes its job, which is ``queued`` or ``running`` with an expired lease.
   The delay queue has no limit: a worker only holds delayed messages, never runs
   them.
@@ -43,7 +43,7 @@ their acks are dropped (logged at info).
 
 ``enqueue_within`` bounds a publish in total (connecting, a blocked connection
 during a broker alarm, Dramatiq's six attempts): the web gives up after a few
-seconds and leaves the job to the relay (app/jobs/outbox.py), instead of holding
+seconds and leaves the job to the relay (app/maintenance/relay.py), instead of holding
 a request for a minute.
 """
 

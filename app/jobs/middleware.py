@@ -158,7 +158,7 @@ class JobState(Middleware):
         elif outcome.status is JobStatus.RETRYING and still_owned:
             # Published only once ``retrying`` is committed, so the retry can never
             # start before its job says it may. Should the publish fail, the job
-            # stays ``retrying`` and the rescue publishes it (app/jobs/rescue.py).
+            # stays ``retrying`` and the rescue publishes it (app/maintenance/rescue.py).
             retry = message.copy(options={"retries": claim.retries + 1})
             try:
                 broker.enqueue(retry, delay=outcome.delay_ms)

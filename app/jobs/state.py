@@ -7,7 +7,8 @@ when it is where the caller thought it was. Each also runs its job kind's hook
 (``app/jobs/kinds.py``) in the same transaction, and logs one line.
 
 Here: a new job, a job retried or cancelled by hand (committed by their caller
-with the outbox), a message that can never run, and the outbox's mark.
+with the outbox), and a message that can never run. When a job is handed to the
+broker is the outbox's to write (``published_at``, ``app/jobs/outbox.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db, utcnow
-from app.jobs import kinds
+from app.jobs import kinds, outbox
 from app.jobs.kinds import JobKind
 from app.jobs.writes import Write, one_at_a_time
 from app.models import Job, new_id
@@ -118,10 +119,10 @@ def requeue(job_id: str) -> Job:
             series=Job.series + 1,
             retries=0,
             rescues=0,
-            published_at=None,
             progress=0,
             next_retry_at=None,
             finished_at=None,
+            **outbox.left_to_relay(),
         )
         .returning(Job.series, Job.actor)
     ).first()
@@ -157,12 +158,3 @@ def _conflict(job_id: str) -> NoReturn:
     if status is None:
         raise JobNotFound(job_id)
     raise JobStateConflict(job_id, status)
-
-
-def mark_published(job_id: str) -> None:
-    db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.published_at.is_(None))
-        .values(published_at=utcnow())
-    )
-    db.session.commit()

@@ -4,10 +4,13 @@ Each worker process has a row in ``workers``. A heartbeat thread renews it every
 third of ``JOB_LEASE_S``, in one write however many jobs the process is running:
 a job is owned while the row of its ``worker_id`` has not expired. The same write
 records, per queue, the latest ``published_at`` among the jobs the process has
-claimed (the rescue uses it; see ``app/jobs/rescue.py``).
+claimed (the rescue uses it; see ``app/maintenance/rescue.py``).
 
-Expiry is timed by the database's clock (``app.db.clock``), so a process whose
-clock runs ahead cannot take over live leases. The heartbeat has a connection of
+The row is a lease of ``app/leases.py``, timed by the database's clock, so a
+process whose clock runs ahead cannot take over live leases. Unlike the
+scheduler's, it is named by its holder and never taken over itself (a dead
+process's jobs are, each by its next attempt: ``app/jobs/attempts.py``), and it
+is deleted when released, its claims with it. The heartbeat has a connection of
 its own, so it never waits behind a pool that long exports keep busy.
 
 Self-fencing: a process that has not renewed its lease for two thirds of it (the
@@ -28,10 +31,11 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import create_engine, delete, insert, update
+from sqlalchemy import create_engine, delete
 
 from app.db import clock, engine_options
 from app.jobs import durable
+from app.leases import LeaseTable
 from app.models import Worker
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,8 @@ logger = logging.getLogger(__name__)
 FENCE_AFTER = 2 / 3
 # How long a statement of the heartbeat may take on PostgreSQL.
 STATEMENT_TIMEOUT_MS = 5000
+# A row per worker process, named by its id.
+LEASES = LeaseTable(Worker.id)
 
 
 class WorkerLease:
@@ -98,23 +104,15 @@ class WorkerLease:
         with self._lock:
             claimed = {queue: at.isoformat() for queue, at in self._claimed.items()}
         with self.engine.begin() as connection:
-            now, expires = clock(self.engine), clock(self.engine, plus=self.lease)
-            renewed = connection.execute(
-                update(Worker)
-                .where(Worker.id == self.id)
-                .values(heartbeat_at=now, expires_at=expires, claimed=claimed)
-            ).rowcount
-            if not renewed:  # new, or pruned after a long outage: register
-                connection.execute(
-                    insert(Worker).values(
-                        id=self.id,
-                        queues=self.queues,
-                        started_at=now,
-                        heartbeat_at=now,
-                        expires_at=expires,
-                        claimed=claimed,
-                    )
-                )
+            now = clock(self.engine)
+            # A row is made when the process is new, or was pruned after a long outage.
+            LEASES.take(
+                connection,
+                self.id,
+                self.lease,
+                values={"heartbeat_at": now, "claimed": claimed},
+                created={"queues": self.queues, "started_at": now},
+            )
         with self._renewed:
             self._live_until = started + self.lease_s * FENCE_AFTER
             self._renewed.notify_all()

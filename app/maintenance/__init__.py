@@ -1,1 +1,4 @@
-"""The periodic maintenance work: resending failed emails and cleaning up."""
+"""The periodic and recovery work, each a service of one shape
+(``app/maintenance/service.py``): the relay and the rescue, which the scheduler
+runs itself, and the resend of failed emails and the cleanup, which it enqueues
+as jobs. ``app/scheduling/schedules.py`` builds the schedule table from them."""

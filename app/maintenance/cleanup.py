@@ -10,7 +10,6 @@ exists and does not own it (any more), is ever deleted there."""
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import timedelta
 
@@ -22,10 +21,9 @@ from app.db import db, utcnow
 from app.exports import files
 from app.exports.service import unfinished
 from app.jobs.kinds import HOUR_MS, JobKind
+from app.maintenance.service import Service, Summary
 from app.models import ApiToken, Email, Export, Job
-from app.states import ExportStatus
-
-logger = logging.getLogger(__name__)
+from app.states import ExportStatus, JobStatus
 
 # Periodic and idempotent: never retried, the next tick is the retry.
 CLEANUP = JobKind(actor="cleanup", queue="maintenance", time_limit_ms=HOUR_MS)
@@ -35,8 +33,8 @@ BATCH = 1000
 STRAY_AFTER_S = 3 * 3600
 
 
-def cleanup() -> dict:
-    summary = {
+def cleanup() -> Summary:
+    return {
         "jobs_deleted": delete_old_jobs(),
         "emails_deleted": delete_orphaned_emails(),
         "exports_expired": expire_exports(),
@@ -44,8 +42,9 @@ def cleanup() -> dict:
         "tokens_deleted": delete_expired_tokens(),
         "throttle_rows_pruned": login_throttle.prune(),
     }
-    logger.info("cleanup: %s", summary)
-    return summary
+
+
+SERVICE = Service("cleanup", "CLEANUP_INTERVAL_S", cleanup, kind=CLEANUP)
 
 
 def delete_old_jobs() -> int:
@@ -53,8 +52,11 @@ def delete_old_jobs() -> int:
     finished_before = now - timedelta(days=config["JOB_RETENTION_DAYS"])
     failed_before = now - timedelta(days=config["FAILED_JOB_RETENTION_DAYS"])
     old = or_(
-        (Job.status.in_(("succeeded", "cancelled")) & (Job.finished_at < finished_before)),
-        ((Job.status == "failed") & (Job.finished_at < failed_before)),
+        (
+            Job.status.in_((JobStatus.SUCCEEDED, JobStatus.CANCELLED))
+            & (Job.finished_at < finished_before)
+        ),
+        ((Job.status == JobStatus.FAILED) & (Job.finished_at < failed_before)),
     )
     deleted = 0
     while True:

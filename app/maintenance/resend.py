@@ -4,7 +4,6 @@ bad recipient) and an email already sent are never resent."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from flask import current_app
@@ -14,9 +13,9 @@ from app.db import db, utcnow
 from app.emails import PERMANENT_ERRORS
 from app.jobs import control
 from app.jobs.kinds import HOUR_MS, JobKind
+from app.maintenance.service import Service, Summary
 from app.models import Email, Job
-
-logger = logging.getLogger(__name__)
+from app.states import JobStatus
 
 # Periodic and idempotent: never retried, the next tick is the retry.
 RESEND_FAILED_EMAILS = JobKind(
@@ -37,7 +36,7 @@ def resendable():
         .where(
             Email.sent_at.is_(None),
             Email.resend_rounds < config["EMAIL_RESEND_MAX_ROUNDS"],
-            Job.status == "failed",
+            Job.status == JobStatus.FAILED,
             Job.finished_at < failed_before,
             Job.error_type.not_in(PERMANENT_ERRORS),
         )
@@ -45,13 +44,13 @@ def resendable():
     )
 
 
-def resend_failed_emails() -> int:
+def resend_failed_emails() -> Summary:
     resent = 0
     while True:
         batch = db.session.execute(resendable().limit(BATCH)).all()
         db.session.rollback()
         if not batch:
-            return resent
+            return {"resent": resent}
         for email_id, job_id in batch:
             try:
                 # The round is counted in the same transaction as the requeue.
@@ -64,4 +63,12 @@ def resend_failed_emails() -> int:
                 resent += 1
             except (control.JobStateConflict, control.JobNotFound):
                 db.session.rollback()  # retried by someone else meanwhile
-        logger.info("resent %d failed email(s)", resent)
+
+
+SERVICE = Service(
+    "resend_failed_emails",
+    "RESEND_INTERVAL_S",
+    resend_failed_emails,
+    kind=RESEND_FAILED_EMAILS,
+    metrics=("emails_failed",),
+)

@@ -1,57 +1,44 @@
-"""The scheduler lease: a row that names the one scheduler allowed to enqueue
+"""The scheduler lease: one row that names the one scheduler allowed to enqueue
 periodic jobs, until ``expires_at``. The holder renews it well within its
 expiry; when the holder dies, another scheduler takes it over once it expires.
 
-Taking or renewing is one conditional UPDATE, so two schedulers cannot both
-succeed at the same moment. Times come from each scheduler's clock; keep them in
-sync (NTP), as a lease of tens of seconds tolerates the usual skew."""
+A lease of ``app/leases.py``: taking or renewing it is one conditional UPDATE,
+so two schedulers cannot both succeed at the same moment, and it is timed by
+the database's clock, so a scheduler whose clock is off neither takes it from a
+live holder nor holds it past its expiry."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db, utcnow
+from app.db import db
+from app.leases import LeaseTable
 from app.models import SchedulerLease
 
 NAME = "scheduler"
+LEASES = LeaseTable(SchedulerLease.name, holder=SchedulerLease.holder)
 
 
 def acquire(holder: str, ttl_s: float) -> bool:
     """Take or renew the lease for ``ttl_s`` seconds; True when ``holder`` has it."""
-    now = utcnow()
-    taken = db.session.execute(
-        update(SchedulerLease)
-        .where(
-            SchedulerLease.name == NAME,
-            or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
-        )
-        .values(holder=holder, expires_at=now + timedelta(seconds=ttl_s))
-    ).rowcount
-    if not taken and db.session.get(SchedulerLease, NAME) is None:
-        db.session.add(
-            SchedulerLease(name=NAME, holder=holder, expires_at=now + timedelta(seconds=ttl_s))
-        )
-        taken = 1
     try:
+        held = LEASES.take(db.session, NAME, timedelta(seconds=ttl_s), holder=holder)
         db.session.commit()
     except IntegrityError:  # another scheduler created the row first
         db.session.rollback()
         return False
-    return bool(taken)
+    return held
 
 
 def release(holder: str) -> None:
     """Give the lease up at once (on SIGTERM), so another scheduler takes over now."""
-    db.session.execute(
-        update(SchedulerLease)
-        .where(SchedulerLease.name == NAME, SchedulerLease.holder == holder)
-        .values(expires_at=utcnow() - timedelta(seconds=1))
-    )
+    LEASES.release(db.session, NAME, holder=holder)
     db.session.commit()
 
 
-def current() -> SchedulerLease | None:
-    return db.session.get(SchedulerLease, NAME)
+def current() -> Row | None:
+    """The ``holder`` and ``expires_at`` of the lease while it is held."""
+    return LEASES.live(db.session, NAME)

@@ -1,35 +1,61 @@
-"""The periodic jobs and their intervals. Ticks are aligned to the epoch, so every
-scheduler computes the same tick times and the same unique keys."""
+"""The periodic jobs and their intervals, built from the maintenance services
+(``app/maintenance/``). Ticks are aligned to the epoch, so every scheduler
+computes the same tick times and the same unique keys."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import current_app
-
 from app.jobs.kinds import JobKind
-from app.maintenance.cleanup import CLEANUP
-from app.maintenance.resend import RESEND_FAILED_EMAILS
+from app.maintenance import cleanup, relay, rescue, resend
+from app.maintenance.service import Service
 
 
 @dataclass(frozen=True)
 class Schedule:
-    name: str
-    interval_setting: str
-    # The kind of job it enqueues, or None for work the scheduler does itself
-    # (the relay must run even while the broker is down, so it is not a message).
-    kind: JobKind | None
+    """A tick that runs its services one after the other, named after the first
+    and on the interval they share. A service that is enqueued as a job (it has
+    a kind) has a tick of its own."""
+
+    services: tuple[Service, ...]
+
+    def __post_init__(self):
+        first, *more = self.services
+        if more and any(service.kind is not None for service in self.services):
+            raise ValueError(f"{first.name}: a service enqueued as a job shares no tick")
+        if any(service.interval_setting != first.interval_setting for service in more):
+            raise ValueError(f"{first.name}: services of one tick share its interval")
+
+    @classmethod
+    def of(cls, *services: Service) -> Schedule:
+        return cls(services)
+
+    @property
+    def name(self) -> str:
+        return self.services[0].name
+
+    @property
+    def interval_setting(self) -> str:
+        return self.services[0].interval_setting
+
+    @property
+    def kind(self) -> JobKind | None:
+        """The kind of job it enqueues, or None for work the scheduler does itself
+        (the relay must run even while the broker is down, so it is not a message)."""
+        return self.services[0].kind
 
     @property
     def interval_s(self) -> int:
-        return max(1, current_app.config[self.interval_setting])
+        return self.services[0].interval_s
 
 
 SCHEDULES = (
-    Schedule("resend_failed_emails", "RESEND_INTERVAL_S", RESEND_FAILED_EMAILS),
-    Schedule("cleanup", "CLEANUP_INTERVAL_S", CLEANUP),
-    Schedule("relay", "RELAY_INTERVAL_S", None),
+    Schedule.of(resend.SERVICE),
+    Schedule.of(cleanup.SERVICE),
+    # The rescue right after the relay, in one tick on RELAY_INTERVAL_S with one
+    # outcome ("ok: published 1, rescued 0").
+    Schedule.of(relay.SERVICE, rescue.SERVICE),
 )
 BY_NAME = {schedule.name: schedule for schedule in SCHEDULES}
 

@@ -38,6 +38,6 @@ def schedule_rows() -> list[dict]:
 
 def leader() -> dict | None:
     current = lease.current()
-    if current is None or current.expires_at < utcnow():
+    if current is None:
         return None
     return {"holder": current.holder, "expires_at": current.expires_at}

@@ -12,7 +12,7 @@ import pytest
 
 import broker as broker_module
 from app.db import db
-from app.jobs import outbox
+from app.maintenance.relay import relay
 from app.models import Job
 from tests.support.audit import audit
 from tests.support.jobs import all_in
@@ -82,7 +82,7 @@ def test_requests_during_a_broker_alarm_answer_202_at_once_and_the_relay_publish
     # run by that message; the relay only publishes what is still unpublished.)
     def relayed() -> bool:  # what the scheduler's relay does every second
         with live_app.app_context():
-            outbox.relay()
+            relay()
             waiting = db.select(Job.id).where(Job.published_at.is_(None), Job.status == "queued")
             return db.session.scalars(waiting).first() is None
 

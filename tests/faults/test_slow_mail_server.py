@@ -38,7 +38,7 @@ def test_end_of_data_unanswered_within_mail_data_timeout_fails_once_and_is_not_r
     # Then the scheduled resend leaves it to an admin, however long it has failed
     live_app.config["RESEND_INTERVAL_S"] = 0
     with live_app.app_context():
-        assert resend_failed_emails() == 0
+        assert resend_failed_emails() == {"resent": 0}
     assert job(live_app, sent["job_id"]).status == "failed"
     assert audit(live_app, late_server, jobs="failed")["delivered"] == 1
 

@@ -38,7 +38,7 @@ def test_resend_picks_failed_emails_with_rounds_left_that_failed_for_long_enough
         "still retrying": _email(app, user_id, status="retrying", age_s=interval + 60),
     }
     with app.app_context():
-        assert resend_failed_emails() == 1
+        assert resend_failed_emails() == {"resent": 1}
         email = db.session.get(Email, picked)
         assert (email.resend_rounds, email.job.status, email.job.series) == (1, "queued", 1)
         for reason, email_id in skipped.items():

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from app.db import db, utcnow
 from app.emails import SEND_EMAIL
 from app.models import Job, ScheduleState
-from app.scheduling import lease, ticks
+from app.scheduling import ticks
 from app.scheduling.schedules import latest_tick
 
 
@@ -73,21 +73,6 @@ def test_relay_tick_publishes_waiting_jobs_and_records_the_outcome(app, rows, st
         assert ticks.run_due("relay")
         assert db.session.get(ScheduleState, "relay").last_outcome == "ok: published 1, rescued 0"
         assert db.session.get(Job, job.id).published_at is not None
-
-
-def test_lease_is_held_by_one_scheduler_until_it_expires_or_is_released(app):
-    with app.app_context():
-        assert lease.acquire("a", 30)
-        assert not lease.acquire("b", 30)
-        assert lease.acquire("a", 30)  # renewal
-        db.session.execute(
-            update(lease.SchedulerLease).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
-        assert lease.acquire("b", 30)  # the holder died: taken over
-        assert not lease.acquire("a", 30)
-        lease.release("b")
-        assert lease.acquire("a", 30)  # given up at once on SIGTERM
 
 
 def test_schedules_list_shows_each_schedule_and_warns_when_overdue(app, rows):

@@ -10,8 +10,9 @@ import pytest
 from app.db import db, utcnow
 from app.emails import new_email
 from app.jobs import outbox
-from app.jobs.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs
+from app.maintenance.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs
 from app.models import Job, Worker
+from tests.support.down_broker import DownBroker
 
 # RELAY_INTERVAL_S is 10 by default.
 GRACE = timedelta(seconds=GRACE_INTERVALS * 10)
@@ -54,6 +55,10 @@ def _shift(app, job_id, by: timedelta) -> None:
         db.session.commit()
 
 
+def rescued() -> int:
+    return rescue_lost_jobs()["rescued"]
+
+
 @pytest.fixture()
 def seasoned_worker(app):
     _worker(app, age=GRACE * 2)
@@ -65,11 +70,11 @@ def test_nothing_is_rescued_while_no_worker_serves_the_queue(app, user, stub_bro
     _worker(app, age=GRACE * 2, live=False)
     with app.app_context():
         # Then copies would only pile up in the broker: none is made
-        assert rescue_lost_jobs() == 0
+        assert rescued() == 0
     # A worker that has just started gets a grace window to drain the delay queue first
     _worker(app, "new", age=timedelta(0))
     with app.app_context():
-        assert rescue_lost_jobs() == 0
+        assert rescued() == 0
 
 
 def test_overdue_retrying_job_is_rescued_and_runs_once(
@@ -78,7 +83,7 @@ def test_overdue_retrying_job_is_rescued_and_runs_once(
     with app.app_context():
         lost = _email_job(app, user[0], status="retrying", age=GRACE * 2)
         fresh = _email_job(app, user[0], status="retrying", age=timedelta(0))
-        assert rescue_lost_jobs() == 1
+        assert rescued() == 1
         # A second copy, as if the lost message turned up after all
         outbox.publish(outbox.message_for(db.session.get(Job, lost)))
     stub_broker.join("emails")
@@ -96,16 +101,16 @@ def test_each_further_rescue_of_a_job_waits_four_times_longer(
     # Given a lost retry, rescued once
     lost = _email_job(app, user[0], status="retrying", age=GRACE * 2)
     with app.app_context():
-        assert rescue_lost_jobs() == 1
+        assert rescued() == 1
     stub_broker.flush_all()
     # When less than four windows pass, it is not copied again
     _shift(app, lost, GRACE * (BACKOFF_FACTOR - 1))
     with app.app_context():
-        assert rescue_lost_jobs() == 0
+        assert rescued() == 0
     # and after four windows it is, once, carrying its retry count
     _shift(app, lost, GRACE * 1.1)
     with app.app_context():
-        assert rescue_lost_jobs() == 1
+        assert rescued() == 1
         job = db.session.get(Job, lost)
         assert job.rescues == 2
         [encoded] = stub_broker.queues["emails"].queue
@@ -118,12 +123,12 @@ def test_stale_queued_job_waiting_in_line_is_not_copied(app, user, stub_broker, 
     with app.app_context():
         stub_broker.declare_queue("emails")
         stub_broker.enqueue(outbox.message_for(db.session.get(Job, lost)))
-        assert rescue_lost_jobs() == 0
+        assert rescued() == 0
         # When the queue turns out empty (the message was purged)
         stub_broker.flush("emails")
         # Then it is rescued once, and not again in the same window
-        assert rescue_lost_jobs() == 1
-        assert rescue_lost_jobs() == 0
+        assert rescued() == 1
+        assert rescued() == 0
 
 
 def test_queued_job_overtaken_by_later_claims_is_rescued_though_the_queue_is_busy(
@@ -138,7 +143,7 @@ def test_queued_job_overtaken_by_later_claims_is_rescued_though_the_queue_is_bus
         stub_broker.declare_queue("emails")
         stub_broker.enqueue(outbox.message_for(db.session.get(Job, other)))
         # Then only the overtaken job is rescued
-        assert rescue_lost_jobs() == 1
+        assert rescued() == 1
         assert db.session.get(Job, lost).rescues == 1
         assert db.session.get(Job, other).rescues == 0
 
@@ -150,6 +155,24 @@ def test_running_job_whose_worker_died_is_rescued(app, user, stub_broker, season
     owned = _email_job(app, user[0], status="running", age=GRACE, worker_id="w")
     with app.app_context():
         # Then only the orphan is published again
-        assert rescue_lost_jobs() == 1
+        assert rescued() == 1
         assert db.session.get(Job, orphan).rescues == 1
         assert db.session.get(Job, owned).rescues == 0
+
+
+def test_a_rescue_whose_publish_fails_is_undone_and_tried_again(
+    app, user, stub_broker, seasoned_worker
+):
+    # Given a lost retry, and a broker that refuses the rescue's publish
+    lost = _email_job(app, user[0], status="retrying", age=GRACE * 2)
+    with app.app_context():
+        before = db.session.get(Job, lost).published_at
+        dramatiq.set_broker(DownBroker())
+        try:
+            assert rescued() == 0
+        finally:
+            dramatiq.set_broker(stub_broker)
+        # Then its row is as it was, and the next rescue publishes it
+        job = db.session.get(Job, lost, populate_existing=True)
+        assert (job.published_at, job.rescues) == (before, 0)
+        assert rescued() == 1

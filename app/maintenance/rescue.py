@@ -36,12 +36,14 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from app.db import database_now, db
 from app.jobs import outbox
 from app.jobs.attempts import lease_is_live
+from app.maintenance.service import Service, Summary
 from app.models import Job, Worker
+from app.states import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -58,17 +60,18 @@ def grace() -> timedelta:
     return timedelta(seconds=GRACE_INTERVALS * current_app.config["RELAY_INTERVAL_S"])
 
 
-def rescue_lost_jobs() -> int:
+def rescue_lost_jobs() -> Summary:
     # Leases are timed by the database's clock (app.db.clock): so is the rescue.
     now, window = database_now(), grace()
     cutoff = now - window
     serving, claimed = _workers(now, cutoff)
     if not serving:
-        return 0  # no worker would take a rescued message: nothing to gain from copies
-    expired_lease = select(Job).where(Job.status == "running", ~lease_is_live(now))
-    overdue = select(Job).where(Job.status == "retrying", Job.next_retry_at < cutoff)
+        # No worker would take a rescued message: nothing to gain from copies.
+        return {"rescued": 0}
+    expired_lease = select(Job).where(Job.status == JobStatus.RUNNING, ~lease_is_live(now))
+    overdue = select(Job).where(Job.status == JobStatus.RETRYING, Job.next_retry_at < cutoff)
     stale = select(Job).where(
-        Job.status == "queued", Job.published_at.is_not(None), Job.published_at < cutoff
+        Job.status == JobStatus.QUEUED, Job.published_at.is_not(None), Job.published_at < cutoff
     )
     lost: list[Job] = []
     idle: dict[str, bool] = {}
@@ -76,11 +79,11 @@ def rescue_lost_jobs() -> int:
         for job in db.session.scalars(query.where(Job.queue.in_(serving)).limit(BATCH)):
             if _backing_off(job, now, window):
                 continue
-            if job.status != "running" and _may_be_waiting(job, claimed, idle, window):
+            if job.status != JobStatus.RUNNING and _may_be_waiting(job, claimed, idle, window):
                 continue
             lost.append(job)
     db.session.rollback()
-    return sum(_republish(job, now) for job in lost)
+    return {"rescued": sum(_republish(job, now) for job in lost)}
 
 
 def _workers(now: datetime, cutoff: datetime) -> tuple[set[str], dict[str, datetime]]:
@@ -120,11 +123,8 @@ def _republish(job: Job, now: datetime) -> int:
     """Record the rescue (a conditional UPDATE: two relays cannot both rescue
     one job in one window), then publish; undo the record if publishing fails."""
     before, status, message = job.published_at, job.status, outbox.message_for(job)
-    owned = (Job.id == job.id) & (Job.status == status)
-    owned &= Job.published_at.is_(None) if before is None else Job.published_at == before
-    if not db.session.execute(
-        update(Job).where(owned).values(published_at=now, rescues=Job.rescues + 1)
-    ).rowcount:
+    record = outbox.republishing(job.id, status=status, was=before, at=now)
+    if not db.session.execute(record.values(rescues=Job.rescues + 1)).rowcount:
         db.session.rollback()
         return 0
     db.session.commit()
@@ -136,11 +136,8 @@ def _republish(job: Job, now: datetime) -> int:
         logger.warning(
             "could not republish lost job %s; will try again", message.message_id, exc_info=True
         )
-        db.session.execute(
-            update(Job)
-            .where(Job.id == message.message_id, Job.published_at == now)
-            .values(published_at=before, rescues=Job.rescues - 1)
-        )
+        undo = outbox.undo_publish(message.message_id, now, back_to=before)
+        db.session.execute(undo.values(rescues=Job.rescues - 1))
         db.session.commit()
         return 0
     logger.warning(
@@ -157,3 +154,8 @@ def _queue_is_empty(queue: str) -> bool:
         ready, delayed, _ = broker.get_queue_message_counts(queue)
         return ready == 0 and delayed == 0
     return broker.queues[queue].qsize() == 0  # the StubBroker
+
+
+# On the relay's interval, which also sizes its grace window: it runs right after
+# the relay, in the relay's tick (app/scheduling/schedules.py).
+SERVICE = Service("rescue", "RELAY_INTERVAL_S", rescue_lost_jobs)
