@@ -10,15 +10,13 @@ from sqlalchemy import event
 
 from app import metrics
 from app.db import db
-from app.jobs import state
-from app.jobs.kinds import JobKind
+from tests.support import factories
 
 
 def _add_jobs(app, n: int, *, status="queued", actor="send_email") -> None:
     with app.app_context():
         for _ in range(n):
-            job = state.new_job(JobKind(actor, "emails", time_limit_ms=0), args=[], max_retries=0)
-            job.status = status
+            factories.job(actor, status=status)
         db.session.commit()
 
 

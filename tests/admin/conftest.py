@@ -10,9 +10,8 @@ import pytest
 
 from app import emails
 from app.db import db, utcnow
-from app.jobs import kinds, state
-from app.jobs.kinds import JobKind
-from app.models import Job, JobAttempt
+from app.models import Job
+from tests.support import factories
 
 BASE = utcnow().replace(microsecond=0) - timedelta(days=1)
 
@@ -49,33 +48,16 @@ def make_job(
     """A job row in any state, ``minutes`` after a fixed base time, with one
     failed attempt (and its traceback) per ``attempts``."""
     with app.app_context():
-        kind = kinds.registry().get(actor) or JobKind(actor, "default", time_limit_ms=0)
-        job = state.new_job(
-            kind,
-            args=args if args is not None else [],
-            max_retries=2,
+        job = factories.job(
+            actor,
+            status=status,
+            created_at=BASE + timedelta(minutes=minutes),
+            args=args,
             user_id=user_id,
+            failed_attempts=attempts,
+            error_type=error_type,
+            error_message=error_message,
         )
-        job.status = status
-        job.created_at = BASE + timedelta(minutes=minutes)
-        job.attempts = attempts
-        job.error_type, job.error_message = error_type, error_message
-        if status in ("succeeded", "failed", "cancelled"):
-            job.finished_at = job.created_at + timedelta(seconds=30)
-        for number in range(1, attempts + 1):
-            db.session.add(
-                JobAttempt(
-                    job_id=job.id,
-                    attempt=number,
-                    started_at=job.created_at + timedelta(seconds=number),
-                    finished_at=job.created_at + timedelta(seconds=number, milliseconds=500),
-                    outcome="failed",
-                    error_type=error_type or "RuntimeError",
-                    error_message=f"attempt {number}: {error_message}",
-                    traceback=f"Traceback (most recent call last):\n  line {number}\n"
-                    f"{error_type or 'RuntimeError'}: attempt {number} went wrong",
-                )
-            )
         db.session.commit()
         return job.id
 

@@ -11,21 +11,17 @@ from sqlalchemy import update
 
 from app import login_throttle
 from app.db import db, utcnow
-from app.emails import SEND_EMAIL
 from app.exports import links
-from app.jobs import state
 from app.maintenance import cleanup as cleanup_module
 from app.maintenance.cleanup import cleanup
 from app.models import ApiToken, Email, Export, Job, JobAttempt, LoginThrottle, new_id
+from tests.support import factories
 
 
 def _job(status, age_days) -> str:
-    job = state.new_job(SEND_EMAIL, args=[], max_retries=0)
-    job.status = status
+    job = factories.job(status=status, created_at=utcnow() - timedelta(days=age_days + 1),
+                        failed_attempts=1)
     job.finished_at = utcnow() - timedelta(days=age_days) if status != "queued" else None
-    job.created_at = utcnow() - timedelta(days=age_days + 1)
-    db.session.flush()
-    db.session.add(JobAttempt(job_id=job.id, attempt=1, outcome="failed"))
     db.session.commit()
     return job.id
 
