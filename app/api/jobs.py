@@ -9,7 +9,7 @@ from app.auth import token_required
 from app.db import db
 from app.errors import ApiError
 from app.jobs import control
-from app.jobs.listing import BadCursor, encode_cursor, newest_first
+from app.jobs.listing import page
 from app.models import Job as JobRow
 
 
@@ -39,17 +39,9 @@ def list_jobs(query: JobsQuery):
         select = select.where(JobRow.status == query.status)
     if query.actor:
         select = select.where(JobRow.actor == query.actor)
-    try:
-        select = newest_first(select, cursor=query.cursor, limit=query.limit + 1)
-    except BadCursor:
-        raise ApiError(
-            422, "invalid query parameters", {"cursor": "is not a valid cursor"}
-        ) from None
-    jobs = db.session.scalars(select).all()
-    page = jobs[: query.limit]
-    next_cursor = encode_cursor(page[-1]) if len(jobs) > query.limit else None
-    items = [Job.from_row(job, admin=g.user.is_admin) for job in page]
-    return respond(JobPage(items=items, next_cursor=next_cursor))
+    found = page(select, cursor=query.cursor, limit=query.limit)  # JobsQuery checked the cursor
+    items = [Job.from_row(job, admin=g.user.is_admin) for job in found.items]
+    return respond(JobPage(items=items, next_cursor=found.next_cursor))
 
 
 def _admin_change(job_id: str, action, allowed: str) -> None:
