@@ -5,7 +5,7 @@ from app.api import api
 from app.api.input import JobsQuery
 from app.api.output import Job, JobChange, JobPage
 from app.api.spec import operation, respond
-from app.auth import token_required
+from app.auth import owned_or_404, token_required
 from app.db import db
 from app.errors import ApiError
 from app.jobs import control
@@ -17,9 +17,7 @@ from app.models import Job as JobRow
 @token_required
 @operation("A job, with every attempt", responses={200: Job}, errors=(401, 404, 503))
 def get_job(job_id: str):
-    job = db.session.get(JobRow, job_id)
-    if job is None or not (g.user.is_admin or job.user_id == g.user.id):
-        raise ApiError(404, "no such job")
+    job = owned_or_404(JobRow, job_id, "no such job")
     return respond(Job.from_row(job, admin=g.user.is_admin))
 
 
