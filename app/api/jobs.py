@@ -11,6 +11,7 @@ from app.errors import ApiError
 from app.jobs import control
 from app.jobs.listing import page
 from app.models import Job as JobRow
+from app.states import JobStatus
 
 
 @api.get("/jobs/<job_id>")
@@ -65,7 +66,7 @@ def _admin_change(job_id: str, action, allowed: str) -> None:
 )
 def retry_job(job_id: str):
     _admin_change(job_id, control.retry, "failed or cancelled")
-    return respond(JobChange(job_id=job_id, status="queued"), 202)
+    return respond(JobChange(job_id=job_id, status=JobStatus.QUEUED), 202)
 
 
 @api.post("/jobs/<job_id>/cancel")
@@ -77,4 +78,4 @@ def retry_job(job_id: str):
 )
 def cancel_job(job_id: str):
     _admin_change(job_id, control.cancel, "queued, retrying or failed")
-    return respond(JobChange(job_id=job_id, status="cancelled"))
+    return respond(JobChange(job_id=job_id, status=JobStatus.CANCELLED))
