@@ -136,3 +136,13 @@ def token_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def owned_or_404(model, row_id: str, message: str, **options):
+    """The ``model`` row with this id when ``g.user`` owns it or is an admin.
+    Otherwise a 404 with ``message``, never a 403: another user's job, email or
+    export does not exist for them. ``options`` go to ``Session.get``."""
+    row = db.session.get(model, row_id, **options)
+    if row is None or not (g.user.is_admin or row.user_id == g.user.id):
+        raise ApiError(404, message)
+    return row

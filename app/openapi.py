@@ -27,6 +27,9 @@ def document(app: Flask) -> dict:
         sorted(modes, key=lambda pair: pair[0].__name__), ref_template=REF
     )
     schemas = {name: schema for name, schema in defs.get("$defs", {}).items()}
+    for schema in schemas.values():
+        if "enum" in schema:  # app/states.py: its docstrings are for the code's readers
+            schema.pop("description", None)
     paths: dict = {}
     for path, method, spec in operations:
         paths.setdefault(path, {})[method] = _operation(spec, path, method, refs)
@@ -86,7 +89,7 @@ def _parameters(spec: Operation, path: str) -> list[dict]:
     for where, model in (("query", spec.query), ("header", spec.headers)):
         if model is None:
             continue
-        schema = model.model_json_schema(by_alias=True)
+        schema = model.model_json_schema(by_alias=True, ref_template=REF)
         for name, prop in schema["properties"].items():
             required = name in schema.get("required", ())
             parameters.append(

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from app.models import EXPORT_FORMATS, EXPORT_KINDS, EXPORT_STATUSES, JOB_STATUSES
+
 PUBLIC_PREFIXES = (
     "/api/",
     "/exports/download/",
@@ -80,3 +82,18 @@ def test_openapi_documents_the_quota_answers_with_retry_after(client, path):
     else:
         assert "USER_EXPORTS_PER_DAY" in responses["429"]["description"]
         assert "USER_EXPORT_BYTES" in responses["429"]["description"]
+
+
+def test_documented_states_kinds_and_formats_are_the_databases(client):
+    # The API's enums and literals against the tuples the CHECK constraints use.
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    export_request = schemas["ExportRequest"]["properties"]
+
+    def values(schema: dict) -> tuple:
+        return tuple(schema["enum"]) if "enum" in schema else (schema["const"],)
+
+    assert values(schemas["JobStatus"]) == JOB_STATUSES
+    assert values(schemas["ExportStatus"]) == EXPORT_STATUSES
+    assert values(export_request["kind"]) == EXPORT_KINDS
+    assert values(export_request["format"]) == EXPORT_FORMATS
+    assert "description" not in schemas["EmailStatus"]

@@ -34,7 +34,7 @@ def test_a_data_error_the_driver_raises_becomes_a_422(app, client, user, monkeyp
     def refuse(*args, **kwargs):
         raise DataError("SELECT ...", {}, Exception("invalid byte sequence"))
 
-    monkeypatch.setattr("app.api.jobs.newest_first", refuse)
+    monkeypatch.setattr("app.jobs.listing.newest_first", refuse)
 
     response = client.get("/api/jobs", headers=user[1])
 

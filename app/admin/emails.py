@@ -8,11 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from app.admin import PAGE_SIZE, admin
-from app.api.input import valid_cursor
 from app.db import db
 from app.emails import failed as failed_email
 from app.jobs import control
-from app.jobs.listing import BadCursor, encode_cursor, newest_first
+from app.jobs.listing import BadCursor, page
 from app.models import Email, Job
 from app.web.session import admin_required
 
@@ -32,15 +31,12 @@ def failed_emails():
 def emails():
     cursor = request.args.get("cursor") or None
     try:
-        if cursor and not valid_cursor(cursor):
-            raise BadCursor(cursor)
-        query = newest_first(failed_emails(), cursor=cursor, limit=PAGE_SIZE + 1, model=Email)
+        found = page(failed_emails(), cursor=cursor, limit=PAGE_SIZE, model=Email)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest emails.")
-    rows = db.session.scalars(query).all()
-    page = rows[:PAGE_SIZE]
-    older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
-    return render_template("admin/emails.html", emails=page, cursor=cursor, older=older)
+    return render_template(
+        "admin/emails.html", emails=found.items, cursor=cursor, older=found.next_cursor
+    )
 
 
 @admin.post("/emails/resend")

@@ -12,10 +12,9 @@ from sqlalchemy import func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.admin import COUNT_CAP, PAGE_SIZE, admin
-from app.api.input import valid_cursor
 from app.db import db
 from app.jobs import control, kinds
-from app.jobs.listing import BadCursor, encode_cursor, newest_first
+from app.jobs.listing import BadCursor, page
 from app.models import Job, User
 from app.states import CANCELLABLE, RETRYABLE, JobStatus
 from app.web.session import admin_required
@@ -108,14 +107,9 @@ def jobs():
     cursor = request.args.get("cursor") or None
     query = select(Job).where(*filters.conditions())
     try:
-        if cursor and not valid_cursor(cursor):
-            raise BadCursor(cursor)
-        query = newest_first(query, cursor=cursor, limit=PAGE_SIZE + 1)
+        found = page(query, cursor=cursor, limit=PAGE_SIZE)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest jobs.")
-    rows = db.session.scalars(query).all()
-    page = rows[:PAGE_SIZE]
-    older = encode_cursor(page[-1]) if len(rows) > PAGE_SIZE else None
     counts, partial = status_counts(filters)
     retry_all = filters.retry_all_status
     # A job of an actor the app does not run is still found by searching.
@@ -124,10 +118,10 @@ def jobs():
         actors.append(filters.actor)
     return render_template(
         "admin/jobs.html",
-        jobs=page,
+        jobs=found.items,
         filters=filters,
         cursor=cursor,
-        older=older,
+        older=found.next_cursor,
         counts=counts,
         partial=partial,
         total=sum(counts.values()),

@@ -5,8 +5,7 @@ from app.api import api
 from app.api.input import EmailHeaders, EmailRequest
 from app.api.output import Email, EmailQueued
 from app.api.spec import Refusal, operation, over_quota, respond
-from app.auth import token_required
-from app.db import db
+from app.auth import owned_or_404, token_required
 from app.errors import ApiError
 from app.models import Email as EmailRow
 
@@ -48,7 +47,5 @@ def create_email(body: EmailRequest, headers: EmailHeaders):
 @token_required
 @operation("An email and its delivery", responses={200: Email}, errors=(401, 404, 503))
 def get_email(email_id: str):
-    email = db.session.get(EmailRow, email_id)
-    if email is None or not (g.user.is_admin or email.user_id == g.user.id):
-        raise ApiError(404, "no such email")
+    email = owned_or_404(EmailRow, email_id, "no such email")
     return respond(Email.from_row(email, admin=g.user.is_admin))

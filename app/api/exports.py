@@ -5,8 +5,7 @@ from app.api import api
 from app.api.input import ExportRequest
 from app.api.output import Export, ExportQueued
 from app.api.spec import Raw, Refusal, operation, over_quota, respond
-from app.auth import token_required
-from app.db import db
+from app.auth import owned_or_404, token_required
 from app.errors import ApiError
 from app.exports import service
 from app.exports.writers import MIMETYPES
@@ -42,25 +41,18 @@ def create_export(body: ExportRequest):
     return respond(queued, 202, {"Location": url_for("api.get_export", export_id=export.id)})
 
 
-def _own_export(export_id: str) -> ExportRow:
-    export = db.session.get(ExportRow, export_id)
-    if export is None or not (g.user.is_admin or export.user_id == g.user.id):
-        raise ApiError(404, "no such export")
-    return export
-
-
 @api.get("/exports/<export_id>")
 @token_required
 @operation("An export and its progress", responses={200: Export}, errors=(401, 404, 503))
 def get_export(export_id: str):
-    return respond(Export.from_row(_own_export(export_id)))
+    return respond(Export.from_row(owned_or_404(ExportRow, export_id, "no such export")))
 
 
 @api.get("/exports/<export_id>/download")
 @token_required
 @operation("Download a finished export", responses={200: FILE}, errors=(401, 404, 409, 410, 503))
 def download_export(export_id: str):
-    return send_export(_own_export(export_id))
+    return send_export(owned_or_404(ExportRow, export_id, "no such export"))
 
 
 def send_export(export: ExportRow):

@@ -5,21 +5,20 @@ from app.api import api
 from app.api.input import JobsQuery
 from app.api.output import Job, JobChange, JobPage
 from app.api.spec import operation, respond
-from app.auth import token_required
+from app.auth import owned_or_404, token_required
 from app.db import db
 from app.errors import ApiError
 from app.jobs import control
-from app.jobs.listing import BadCursor, encode_cursor, newest_first
+from app.jobs.listing import page
 from app.models import Job as JobRow
+from app.states import JobStatus
 
 
 @api.get("/jobs/<job_id>")
 @token_required
 @operation("A job, with every attempt", responses={200: Job}, errors=(401, 404, 503))
 def get_job(job_id: str):
-    job = db.session.get(JobRow, job_id)
-    if job is None or not (g.user.is_admin or job.user_id == g.user.id):
-        raise ApiError(404, "no such job")
+    job = owned_or_404(JobRow, job_id, "no such job")
     return respond(Job.from_row(job, admin=g.user.is_admin))
 
 
@@ -39,17 +38,9 @@ def list_jobs(query: JobsQuery):
         select = select.where(JobRow.status == query.status)
     if query.actor:
         select = select.where(JobRow.actor == query.actor)
-    try:
-        select = newest_first(select, cursor=query.cursor, limit=query.limit + 1)
-    except BadCursor:
-        raise ApiError(
-            422, "invalid query parameters", {"cursor": "is not a valid cursor"}
-        ) from None
-    jobs = db.session.scalars(select).all()
-    page = jobs[: query.limit]
-    next_cursor = encode_cursor(page[-1]) if len(jobs) > query.limit else None
-    items = [Job.from_row(job, admin=g.user.is_admin) for job in page]
-    return respond(JobPage(items=items, next_cursor=next_cursor))
+    found = page(select, cursor=query.cursor, limit=query.limit)  # JobsQuery checked the cursor
+    items = [Job.from_row(job, admin=g.user.is_admin) for job in found.items]
+    return respond(JobPage(items=items, next_cursor=found.next_cursor))
 
 
 def _admin_change(job_id: str, action, allowed: str) -> None:
@@ -75,7 +66,7 @@ def _admin_change(job_id: str, action, allowed: str) -> None:
 )
 def retry_job(job_id: str):
     _admin_change(job_id, control.retry, "failed or cancelled")
-    return respond(JobChange(job_id=job_id, status="queued"), 202)
+    return respond(JobChange(job_id=job_id, status=JobStatus.QUEUED), 202)
 
 
 @api.post("/jobs/<job_id>/cancel")
@@ -87,4 +78,4 @@ def retry_job(job_id: str):
 )
 def cancel_job(job_id: str):
     _admin_change(job_id, control.cancel, "queued, retrying or failed")
-    return respond(JobChange(job_id=job_id, status="cancelled"))
+    return respond(JobChange(job_id=job_id, status=JobStatus.CANCELLED))

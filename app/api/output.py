@@ -11,10 +11,11 @@ from flask import url_for
 from pydantic import BaseModel, PlainSerializer
 
 from app import emails
-from app.models import EXPORT_FORMATS, EXPORT_KINDS, EXPORT_STATUSES, JOB_STATUSES
+from app.api.input import ExportFormat, ExportKind
 from app.models import Email as EmailRow
 from app.models import Export as ExportRow
 from app.models import Job as JobRow
+from app.states import EmailStatus, ExportStatus, JobStatus
 
 # ISO 8601 with "+00:00", as the API has always written times.
 Time = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
@@ -90,7 +91,7 @@ class Job(BaseModel):
     id: str
     actor: str
     queue: str
-    status: Literal[JOB_STATUSES]  # type: ignore[valid-type]
+    status: JobStatus
     progress: int
     attempts: int
     max_retries: int
@@ -151,14 +152,14 @@ class JobPage(BaseModel):
 
 class JobChange(BaseModel):
     job_id: str
-    status: Literal["queued", "cancelled"]
+    status: Literal[JobStatus.QUEUED, JobStatus.CANCELLED]
 
 
 class Email(BaseModel):
     id: str
     to: str
     subject: str
-    status: Literal["queued", "sending", "sent", "failed"]
+    status: EmailStatus
     attempts: int
     resend_rounds: int
     sent_at: Time | None
@@ -193,14 +194,14 @@ class Email(BaseModel):
 class EmailQueued(BaseModel):
     job_id: str
     email_id: str
-    status: Literal["queued", "sending", "sent", "failed"]
+    status: EmailStatus
 
 
 class Export(BaseModel):
     id: str
-    kind: Literal[EXPORT_KINDS]  # type: ignore[valid-type]
-    format: Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
-    status: Literal[EXPORT_STATUSES]  # type: ignore[valid-type]
+    kind: ExportKind
+    format: ExportFormat
+    status: ExportStatus
     progress: int
     rows: int | None
     bytes: int | None
@@ -231,7 +232,7 @@ class Export(BaseModel):
 class ExportQueued(BaseModel):
     job_id: str
     export_id: str
-    status: Literal[EXPORT_STATUSES]  # type: ignore[valid-type]
+    status: ExportStatus
 
 
 class Post(BaseModel):

@@ -1,7 +1,6 @@
-from flask import g
-
 from app.api.exports import FILE, send_export
 from app.api.spec import operation
+from app.auth import owned_or_404
 from app.db import db
 from app.errors import ApiError
 from app.exports import links
@@ -33,7 +32,4 @@ def download_signed(signed_token: str):
 @web.get("/exports/<export_id>/download")
 @login_required
 def download_export(export_id: str):
-    export = db.session.get(Export, export_id)
-    if export is None or not (g.user.is_admin or export.user_id == g.user.id):
-        raise ApiError(404, "no such export")
-    return send_export(export)
+    return send_export(owned_or_404(Export, export_id, "no such export"))

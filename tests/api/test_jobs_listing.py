@@ -169,6 +169,23 @@ def test_superscript_digit_limit_answers_422_not_500(client, user):
     assert list(response.get_json()["fields"]) == ["limit"]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b"2030-01-01T00:00:00+00:00|", b"2030-01-01T00:00:00+00:00|a\x00b", b"2030-01-01T00:00:00"],
+    ids=["no-id", "nul-in-id", "no-separator"],
+)
+def test_cursor_no_row_could_hold_is_refused_in_words(client, user, raw):
+    cursor = base64.urlsafe_b64encode(raw).decode()
+
+    response = client.get(f"/api/jobs?cursor={cursor}", headers=user[1])
+
+    assert response.status_code == 422
+    assert response.get_json() == {
+        "error": "invalid query parameters",
+        "fields": {"cursor": "is not a valid cursor"},
+    }
+
+
 def test_cursor_with_naive_timestamp_answers_422_not_500(client, user):
     cursor = base64.urlsafe_b64encode(b"2030-01-01T00:00:00|some-id").decode()
 
