@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.db import db, utcnow
-from app.models import Job
+from tests.support import factories
 from tests.support.claims import claim, record_failure
 
 JOB_FIELDS = {
@@ -34,16 +34,8 @@ ATTEMPT_FIELDS = {"attempt", "started_at", "finished_at", "outcome", "error"}
 
 def add_job(app, *, user_id, created_at, actor="send_email", status="queued", **values) -> str:
     with app.app_context():
-        job = Job(
-            user_id=user_id,
-            actor=actor,
-            queue="emails" if actor == "send_email" else "exports",
-            args=[],
-            status=status,
-            created_at=created_at,
-            **values,
-        )
-        db.session.add(job)
+        job = factories.job(actor, user_id=user_id, created_at=created_at, status=status,
+                            **values)
         db.session.commit()
         return job.id
 
