@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
-from app.admin import PAGE_SIZE, admin
+from app.admin.blueprint import PAGE_SIZE, admin
 from app.db import db
 from app.emails import failed as failed_email
 from app.jobs import control

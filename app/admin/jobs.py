@@ -11,7 +11,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
-from app.admin import COUNT_CAP, PAGE_SIZE, admin
+from app.admin.blueprint import COUNT_CAP, PAGE_SIZE, admin
 from app.db import db
 from app.jobs import control, kinds
 from app.jobs.listing import BadCursor, page

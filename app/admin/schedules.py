@@ -1,6 +1,6 @@
 from flask import render_template
 
-from app.admin import admin
+from app.admin.blueprint import admin
 from app.scheduling import status
 from app.web.session import admin_required
 

@@ -1,7 +1,6 @@
-"""The JSON API, under ``/api``."""
+"""The JSON API, under ``/api``: the blueprint with every view registered."""
 
-from flask import Blueprint
+from app.api import emails, exports, jobs, posts, tokens  # noqa: F401  (views register on import)
+from app.api.blueprint import api
 
-api = Blueprint("api", __name__, url_prefix="/api")
-
-from app.api import emails, exports, jobs, posts, tokens  # noqa: E402,F401  (routes register on import)
+__all__ = ["api"]

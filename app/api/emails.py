@@ -1,7 +1,7 @@
 from flask import g, url_for
 
 from app import emails, quotas
-from app.api import api
+from app.api.blueprint import api
 from app.api.input import EmailHeaders, EmailRequest
 from app.api.output import Email, EmailQueued
 from app.api.spec import Refusal, operation, over_quota, respond

@@ -1,7 +1,7 @@
 from flask import g, send_file, url_for
 
 from app import quotas
-from app.api import api
+from app.api.blueprint import api
 from app.api.input import ExportRequest
 from app.api.output import Export, ExportQueued
 from app.api.spec import Raw, Refusal, operation, over_quota, respond

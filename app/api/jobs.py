@@ -1,7 +1,7 @@
 from flask import g
 from sqlalchemy.orm import selectinload
 
-from app.api import api
+from app.api.blueprint import api
 from app.api.input import JobsQuery
 from app.api.output import Job, JobChange, JobPage
 from app.api.spec import operation, respond

@@ -1,6 +1,6 @@
 from flask import g
 
-from app.api import api
+from app.api.blueprint import api
 from app.api.input import PostRequest
 from app.api.output import Post
 from app.api.spec import operation, respond

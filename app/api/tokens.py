@@ -1,7 +1,7 @@
 from flask import g, request
 
 from app import auth, login_throttle
-from app.api import api
+from app.api.blueprint import api
 from app.api.input import TokenRequest
 from app.api.output import Token
 from app.api.spec import operation, respond

@@ -5,7 +5,7 @@ from app.db import db
 from app.errors import ApiError
 from app.exports import links
 from app.models import Export
-from app.web import web
+from app.web.blueprint import web
 from app.web.session import login_required
 
 

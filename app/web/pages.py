@@ -7,7 +7,7 @@ from app.api.output import Export as ExportOut
 from app.db import db
 from app.exports import service
 from app.models import EXPORT_FORMATS, Email, Export
-from app.web import web
+from app.web.blueprint import web
 from app.web.session import login_required
 
 RECENT = 20

@@ -12,7 +12,7 @@ from app import auth, login_throttle, text
 from app.db import db
 from app.login_throttle import Client, TooManyFailures
 from app.models import User
-from app.web import web
+from app.web.blueprint import web
 
 # Set after a successful sign-in: this browser is a known device for that
 # account, which other clients' failures never hold (see app/login_throttle.py).

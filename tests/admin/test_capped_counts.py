@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-import app.admin
+import app.admin.blueprint
 import app.admin.jobs
 from tests.admin.conftest import make_job
 
 
 @pytest.fixture()
 def cap_of_two(monkeypatch):
-    monkeypatch.setattr(app.admin, "COUNT_CAP", 2)
+    monkeypatch.setattr(app.admin.blueprint, "COUNT_CAP", 2)
     monkeypatch.setattr(app.admin.jobs, "COUNT_CAP", 2)
 
 
