@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dramatiq
 import pytest
-from dramatiq.brokers.stub import StubBroker
 
 from app.db import db
 from app.emails import SEND_EMAIL
 from app.jobs import outbox, state
+from app.jobs.broker import EXTENSION
 from app.models import Job
+from app.rabbitmq import StubBroker
 
 
 class DownBroker(StubBroker):
@@ -20,11 +21,10 @@ class DownBroker(StubBroker):
 
 
 @pytest.fixture()
-def down_broker(stub_broker):
+def down_broker(app, stub_broker, monkeypatch):
     down = DownBroker()
-    dramatiq.set_broker(down)
-    yield down
-    dramatiq.set_broker(stub_broker)
+    monkeypatch.setitem(app.extensions, EXTENSION, down)
+    return down
 
 
 def _new_job(app) -> str:
@@ -43,7 +43,7 @@ def test_publish_failure_leaves_the_job_queued_and_unpublished(app, down_broker)
 
 def test_relay_publishes_each_unpublished_job_once(app, stub_broker, down_broker):
     ids = {_new_job(app) for _ in range(3)}
-    dramatiq.set_broker(stub_broker)
+    app.extensions[EXTENSION] = stub_broker
     with app.app_context():
         assert outbox.relay() == 3
         assert outbox.relay() == 0
