@@ -20,13 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BROKER_URL", "stub://")  # this process only publishes, below
 
-import dramatiq  # noqa: E402
 import psycopg  # noqa: E402
 
-import broker as broker_module  # noqa: E402
 from app import auth, create_app  # noqa: E402
 from app.db import db  # noqa: E402
 from app.exports import service  # noqa: E402
+from app.jobs.broker import broker_of  # noqa: E402
 from app.models import Job  # noqa: E402
 from app.seed import seed_posts  # noqa: E402
 from bench.project import NO_QUOTAS  # noqa: E402
@@ -71,11 +70,10 @@ def run(n: int, workdir: Path) -> dict:
             "DATABASE_URL": database.url(),
             "EXPORT_DIR": str(export_dir),
             "MAIL_PORT": smtp.port,
+            "BROKER_URL": vhost.url(),  # this process publishes there, as the web would
             **NO_QUOTAS,
         }
     )
-    publisher = broker_module.build_broker(vhost.url())
-    dramatiq.set_broker(publisher)
     worker = None
     try:
         with app.app_context():
@@ -123,7 +121,7 @@ def run(n: int, workdir: Path) -> dict:
     finally:
         if worker:
             worker.stop()
-        publisher.close()
+        broker_of(app).close()
         with app.app_context():
             db.engine.dispose()
         smtp.stop()
