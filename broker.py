@@ -1,48 +1,21 @@
-"""The process's Dramatiq broker, built from the environment when first imported.
+"""The worker's entry: ``dramatiq actors`` imports this module (``actors``
+imports it first), in each worker process it starts.
 
-``BROKER_URL`` names RabbitMQ, one node or several (publisher confirms on, so a
-published message is one RabbitMQ has taken responsibility for; classic or quorum
-queues by ``BROKER_QUEUE_TYPE``: app/rabbitmq.py), or ``stub://`` for the
-in-memory StubBroker that unit tests use.
+It creates the app from the environment, whose factory builds the broker from
+``app.config`` (app/jobs/broker.py), and makes that broker the process's global
+one, on which the actors are then declared. Creating the app opens no database
+or broker connection: both are opened on first use, by the worker's threads.
+The web, the ``flask`` command and the scheduler never import this module; they
+take the broker from their own app.
 """
 
 from __future__ import annotations
 
 import dramatiq
-import pika
-from dramatiq.brokers.stub import StubBroker
 
-from app import rabbitmq
-from app.config import from_env
-from app.jobs.middleware import stack
+from app import create_app
+from app.jobs.broker import broker_of
 
-
-def _create_app():
-    from app import create_app
-
-    return create_app()
-
-
-def middleware() -> list:
-    return stack(_create_app)
-
-
-def connection_parameters(url: str) -> pika.URLParameters:
-    """One node's parameters (``BROKER_URL`` may list several: see app/rabbitmq.py)."""
-    return rabbitmq.connection_parameters(url)
-
-
-def build_broker(url: str, *, queue_type: str | None = None) -> dramatiq.Broker:
-    if url.startswith("stub://"):
-        return StubBroker(middleware=middleware())
-    settings = from_env()
-    return rabbitmq.build(
-        url,
-        middleware=middleware(),
-        queue_type=queue_type or settings["BROKER_QUEUE_TYPE"],
-        delivery_limit=settings["BROKER_DELIVERY_LIMIT"],
-    )
-
-
-broker = build_broker(from_env()["BROKER_URL"])
+app = create_app()
+broker = broker_of(app)
 dramatiq.set_broker(broker)

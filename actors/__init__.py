@@ -1,5 +1,6 @@
 """Every Dramatiq actor. ``dramatiq actors`` imports this package: the broker
-first (from ``broker.py``, configured by the environment), then the actors."""
+first (``broker.py`` makes the app's broker, built from its configuration, the
+process's broker), then the actors, which are declared on it."""
 
 import broker  # noqa: F401  (sets up the broker before any actor is declared)
 from actors.emails import send_email

@@ -182,6 +182,6 @@ def from_env(environ: dict[str, str] | None = None) -> dict:
     if settings["RETRY_MIN_BACKOFF_MS"] > settings["RETRY_MAX_BACKOFF_MS"]:
         raise ConfigError("RETRY_MIN_BACKOFF_MS must not exceed RETRY_MAX_BACKOFF_MS")
     # None until create_app fills it in with ``secret_key()``: reading settings
-    # (as broker.py does) must not write files.
+    # (as deploy/check_rabbitmq.py does) must not write files.
     settings["SECRET_KEY"] = env.get("SECRET_KEY") or None
     return settings

@@ -14,7 +14,7 @@ from app.api.output import Health, Readiness
 from app.api.spec import Raw, operation, respond
 from app.db import db
 from app.errors import ApiError
-from app.jobs.outbox import get_broker
+from app.jobs.broker import current_broker
 
 logger = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__)
@@ -85,10 +85,4 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    broker = get_broker()
-    if hasattr(broker, "connection"):  # RabbitMQ; the StubBroker is always up
-        try:
-            broker.connection.process_data_events(time_limit=0)
-        except Exception:
-            del broker.connection  # the next caller opens a fresh one
-            raise
+    current_broker().ping()

@@ -1,4 +1,7 @@
-"""RabbitMQ specifics of the broker: a cluster's node list, and quorum queues.
+"""The broker the app talks to: RabbitMQ (a cluster's node list, quorum queues),
+or for unit tests the in-memory StubBroker; both answer the same questions
+(``AppBroker``: publish, queue depth, reachability), so no caller asks which one
+it has.
 
 ``BROKER_URL`` names one node, or several nodes of one cluster separated by
 commas, each a complete AMQP URL with the same credentials and vhost::
@@ -41,10 +44,10 @@ the old channel with its old tag on the new one: that is, some other message.
 RabbitMQ requeued the old channel's unacknowledged messages when it closed, so
 their acks are dropped (logged at info).
 
-``enqueue_within`` bounds a publish in total (connecting, a blocked connection
-during a broker alarm, Dramatiq's six attempts): the web gives up after a few
-seconds and leaves the job to the relay (app/maintenance/relay.py), instead of holding
-a request for a minute.
+``publish(message, within=seconds)`` bounds a publish in total (connecting, a
+blocked connection during a broker alarm, Dramatiq's six attempts): the web
+gives up after a few seconds and leaves the job to the relay
+(app/maintenance/relay.py), instead of holding a request for a minute.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ import time
 import dramatiq
 import pika
 from dramatiq.brokers import rabbitmq as dramatiq_rabbitmq
+from dramatiq.brokers import stub as dramatiq_stub
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
@@ -100,17 +104,58 @@ def cluster_parameters(url: str, *, shuffle: bool = True) -> list[pika.URLParame
     return parameters
 
 
+class AppBroker(dramatiq.Broker):
+    """A Dramatiq broker that also answers what the app asks of it."""
+
+    def publish(
+        self, message: dramatiq.Message, *, within: float | None = None
+    ) -> dramatiq.Message:
+        """Declare the message's queue and enqueue it; with ``within``, give up
+        (raising) once that many seconds have passed in total."""
+        raise NotImplementedError
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages waiting in ``queue`` and its delay queue, not yet delivered."""
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Raise unless the broker answers now."""
+        raise NotImplementedError
+
+
 class PublishTimeout(ConnectionClosed):
     """``enqueue_within`` ran out of time. Not a pika error, so Dramatiq's
     enqueue does not retry it."""
 
 
-class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker):
+class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
     """Dramatiq's broker, with the consumer below and publishes bounded in time."""
 
     @property
     def consumer_class(self):
         return _Consumer
+
+    def publish(
+        self, message: dramatiq.Message, *, within: float | None = None
+    ) -> dramatiq.Message:
+        self.declare_queue(message.queue_name)
+        if within is None:
+            return self.enqueue(message)
+        return self.enqueue_within(message, within)
+
+    def queue_depth(self, queue: str) -> int:
+        self.declare_queue(queue)
+        ready, delayed, _ = self.get_queue_message_counts(queue)
+        return ready + delayed
+
+    def ping(self) -> None:
+        """Uses (or opens) this thread's connection, and drops it when it fails:
+        the next caller opens a fresh one."""
+        try:
+            self.connection.process_data_events(time_limit=0)
+        except Exception:
+            del self.connection
+            raise
 
     def enqueue_within(self, message: dramatiq.Message, seconds: float) -> dramatiq.Message:
         """``enqueue``, giving up with ``PublishTimeout`` (or a pika error) once
@@ -298,17 +343,33 @@ class _Remembering:
         return method, self.properties, body
 
 
-def enqueue_within(broker: dramatiq.Broker, message: dramatiq.Message, seconds: float):
-    """Publish ``message``, giving up after ``seconds`` where the broker can
-    (RabbitMQ); other brokers (the StubBroker) just enqueue."""
-    if isinstance(broker, RabbitmqBroker):
-        return broker.enqueue_within(message, seconds)
-    return broker.enqueue(message)
+class StubBroker(dramatiq_stub.StubBroker, AppBroker):
+    """Dramatiq's in-memory broker (``BROKER_URL=stub://``, for unit tests),
+    answering as ``RabbitmqBroker`` does."""
+
+    def publish(
+        self, message: dramatiq.Message, *, within: float | None = None
+    ) -> dramatiq.Message:
+        self.declare_queue(message.queue_name)
+        return self.enqueue(message)  # never waits, so never needs the bound
+
+    def queue_depth(self, queue: str) -> int:
+        self.declare_queue(queue)
+        return self.queues[queue].qsize() + self.queues[dq_name(queue)].qsize()
+
+    def ping(self) -> None:
+        """Always answers: it lives in this process."""
 
 
-def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int):
-    """The broker for ``BROKER_URL``: publisher confirms on, so a published
-    message is one RabbitMQ has taken responsibility for."""
+STUB_URL = "stub://"
+
+
+def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int) -> AppBroker:
+    """The broker for ``BROKER_URL``: RabbitMQ with publisher confirms on, so a
+    published message is one RabbitMQ has taken responsibility for; or the
+    StubBroker for ``stub://``."""
+    if url.startswith(STUB_URL):
+        return StubBroker(middleware=middleware)
     if queue_type == "quorum":
         broker = QuorumRabbitmqBroker(
             confirm_delivery=True, middleware=middleware, delivery_limit=delivery_limit

@@ -9,8 +9,9 @@ directory each (the systemd unit ``worker@.service`` derives both from the
 instance number).
 
 The middleware only comes alive when the dramatiq CLI boots a worker process
-(``after_process_boot``): the web and the scheduler import the same broker and
-must neither write metric files nor fail on hooks of a worker they are not.
+(``after_process_boot``): the web and the scheduler build a broker with the
+same middleware and must neither write metric files nor fail on hooks of a
+worker they are not.
 """
 
 from __future__ import annotations

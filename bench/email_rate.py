@@ -87,7 +87,7 @@ def run_project(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, extra_env: d
     try:
         app = project.database_app(database)
         user_id, _ = project.user_and_token(app)
-        publisher = project.use_broker(vhost.url())
+        publisher = project.use_broker(app, vhost.url())
         with app.app_context():
             for offset in range(0, n, BATCH):
                 jobs = []

@@ -18,13 +18,12 @@ from pathlib import Path
 
 os.environ.setdefault("BROKER_URL", "stub://")  # this process only publishes, below
 
-import dramatiq
 import psycopg
 
-import broker as broker_module
 from app import auth, create_app
 from app.db import db
 from app.exports import service
+from app.jobs.broker import broker_of
 from app.models import Job
 from app.seed import seed_posts
 from bench.project import NO_QUOTAS
@@ -69,11 +68,10 @@ def run(n: int, workdir: Path) -> dict:
             "DATABASE_URL": database.url(),
             "EXPORT_DIR": str(export_dir),
             "MAIL_PORT": smtp.port,
+            "BROKER_URL": vhost.url(),  # this process publishes there, as the web would
             **NO_QUOTAS,
         }
     )
-    publisher = broker_module.build_broker(vhost.url())
-    dramatiq.set_broker(publisher)
     worker = None
     try:
         with app.app_context():
@@ -121,7 +119,7 @@ def run(n: int, workdir: Path) -> dict:
     finally:
         if worker:
             worker.stop()
-        publisher.close()
+        broker_of(app).close()
         with app.app_context():
             db.engine.dispose()
         smtp.stop()

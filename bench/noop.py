@@ -38,7 +38,7 @@ def run_project(n: int, log_dir: Path) -> dict:
     app = worker = publisher = None
     try:
         app = project.database_app(database)
-        publisher = project.use_broker(vhost.url())
+        publisher = project.use_broker(app, vhost.url())
         started = time.perf_counter()
         with app.app_context():
             for offset in range(0, n, BATCH):

@@ -11,14 +11,14 @@ from datetime import datetime
 
 os.environ.setdefault("BROKER_URL", "stub://")  # the benchmark process publishes explicitly
 
-import dramatiq
 from flask import Flask
 from sqlalchemy import func, select
 
-import broker as broker_module
 from app import auth, create_app
 from app.db import db
+from app.jobs.broker import broker_of, init_app
 from app.models import Job
+from app.rabbitmq import AppBroker
 from tests.support.services import PostgresDatabase, RabbitVhost
 
 SECRET_KEY = "bench-secret-" + "k" * 40
@@ -64,11 +64,12 @@ def user_and_token(app: Flask, email: str = "bench@example.com") -> tuple[int, s
         return user.id, auth.issue_token(user)
 
 
-def use_broker(url: str) -> dramatiq.Broker:
-    """Publish from this process to the project's vhost, as the web does."""
-    publisher = broker_module.build_broker(url)
-    dramatiq.set_broker(publisher)
-    return publisher
+def use_broker(app: Flask, url: str) -> AppBroker:
+    """``app`` publishes to the project's vhost, as the web does: its broker is
+    built again, as its factory builds it, for ``BROKER_URL=url``."""
+    app.config["BROKER_URL"] = url
+    init_app(app)
+    return broker_of(app)
 
 
 def status_counts(app: Flask, actor: str | None = None) -> dict[str, int]:

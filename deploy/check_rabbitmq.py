@@ -11,20 +11,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pika
 
+from app import rabbitmq
 from app.config import from_env
 
 WAIT_S = 60
 
 
 def reachable(url: str) -> bool:
-    parameters = pika.URLParameters(url)
-    parameters.connection_attempts = 1
-    parameters.socket_timeout = 2
+    """At least one node of BROKER_URL answers, with its credentials and vhost."""
+    return any(_answers(node) for node in rabbitmq.node_urls(url))
+
+
+def _answers(node: str) -> bool:
+    broker = rabbitmq.build(node, middleware=[], queue_type="classic", delivery_limit=0)
     try:
-        pika.BlockingConnection(parameters).close()
+        broker.ping()
         return True
     except pika.exceptions.AMQPError:
         return False
+    finally:
+        broker.close()
 
 
 def masked(url: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports broker.py: unit tests use the StubBroker and short backoffs.
+# Before any app is created (importing broker.py creates one): unit tests' apps
+# build the StubBroker, and retry with short backoffs.
 os.environ["BROKER_URL"] = "stub://"
 os.environ.setdefault("RETRY_MIN_BACKOFF_MS", "10")
 os.environ.setdefault("RETRY_MAX_BACKOFF_MS", "50")
@@ -14,11 +15,11 @@ os.environ.setdefault("SECRET_KEY", "test-secret-" + "x" * 32)
 import dramatiq
 import pytest
 
-import actors  # noqa: F401  (declares the actors on the stub broker)
+import actors  # noqa: F401  (declares the actors on the process's broker, as a worker does)
 import broker as broker_module
 from app import auth, create_app
 from app.db import db
-from app.jobs.middleware import AppContext
+from app.jobs.broker import broker_of
 from tests.support.smtp import SmtpServer
 
 pytest_plugins = ["tests.support.live_services"]
@@ -57,14 +58,19 @@ def client(app):
 
 @pytest.fixture()
 def stub_broker(app):
-    broker = broker_module.broker
+    """The StubBroker the test's app built, with every actor declared on it.
+
+    The actors were declared on the process's broker when ``actors`` was
+    imported (by ``broker.py``, as in a worker); they are declared on this one
+    too, so that a worker on it runs them. Messages are published by the app
+    (``outbox``), never by an actor's ``send``, which would go to the other."""
+    broker = broker_of(app)
+    for actor in broker_module.broker.actors.values():
+        broker.declare_actor(actor)
     dramatiq.set_broker(broker)
-    for middleware in broker.middleware:
-        if isinstance(middleware, AppContext):
-            middleware.app = app
-    broker.flush_all()
     yield broker
     broker.flush_all()
+    dramatiq.set_broker(broker_module.broker)
 
 
 @pytest.fixture()

@@ -12,8 +12,10 @@ import dramatiq
 import pika
 import pytest
 
-import broker as broker_module
-from app import rabbitmq
+from app import create_app, rabbitmq
+from app.jobs.broker import broker_of
+from tests.support.proxy import TcpProxy
+from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT
 
 NODES = "amqp://u:p@h1:5672/vh, amqp://u:p@h2:5673/vh,amqp://u:p@h3:5674/vh?heartbeat=5"
 
@@ -49,9 +51,14 @@ def test_an_empty_node_list_is_refused():
         rabbitmq.node_urls(" , ")
 
 
-def test_one_node_gives_plain_parameters_and_several_a_list():
-    one = broker_module.build_broker("amqp://u:p@h1:5672/vh", queue_type="classic")
-    several = broker_module.build_broker(NODES, queue_type="classic")
+def _app_broker(tmp_path, **config) -> rabbitmq.AppBroker:
+    """The broker an app with this configuration builds."""
+    return broker_of(create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", **config}))
+
+
+def test_one_node_gives_plain_parameters_and_several_a_list(tmp_path):
+    one = _app_broker(tmp_path, BROKER_URL="amqp://u:p@h1:5672/vh", BROKER_QUEUE_TYPE="classic")
+    several = _app_broker(tmp_path, BROKER_URL=NODES, BROKER_QUEUE_TYPE="classic")
 
     assert type(one) is rabbitmq.RabbitmqBroker
     assert one.parameters.host == "h1"
@@ -251,3 +258,63 @@ def test_a_message_larger_than_any_this_application_makes_is_dead_lettered_unrun
 
     assert next(consumer) is None and channel.nacked == [1]
     assert next(consumer).message_id == "small"
+
+
+def _message(queue="emails") -> dramatiq.Message:
+    return dramatiq.Message(
+        queue_name=queue, actor_name="send_email", args=(), kwargs={}, options={}
+    )
+
+
+@pytest.fixture()
+def rabbitmq_broker(vhost):
+    broker = rabbitmq.build(vhost.url(), middleware=[], queue_type="classic", delivery_limit=0)
+    yield broker
+    broker.close()
+
+
+@pytest.mark.rabbitmq
+def test_queue_depth_counts_ready_and_delayed_messages_on_rabbitmq_and_on_the_stub(
+    rabbitmq_broker,
+):
+    stub = rabbitmq.StubBroker(middleware=[])
+    for broker in (rabbitmq_broker, stub):
+        # Given an empty queue, when one message is published now and one delayed
+        assert broker.queue_depth("emails") == 0
+        broker.publish(_message())
+        broker.enqueue(_message(), delay=60_000)
+
+        # Then both wait
+        assert broker.queue_depth("emails") == 2, type(broker).__name__
+
+
+@pytest.mark.rabbitmq
+def test_publish_declares_the_queue_and_a_bounded_publish_reaches_rabbitmq(
+    rabbitmq_broker, vhost
+):
+    rabbitmq_broker.publish(_message("exports"), within=5)
+    rabbitmq_broker.publish(_message("exports"))
+
+    assert vhost.message_count("exports") == 2
+
+
+@pytest.mark.rabbitmq
+def test_ping_raises_while_rabbitmq_is_cut_off_and_answers_again_once_it_is_back(vhost):
+    # Given a broker whose connection goes through a proxy, answering a ping
+    proxy = TcpProxy(RABBITMQ_HOST, RABBITMQ_PORT).start()
+    url = vhost.url(port=proxy.port)
+    broker = rabbitmq.build(url, middleware=[], queue_type="classic", delivery_limit=0)
+    try:
+        broker.ping()
+
+        # When RabbitMQ is cut off, the ping raises
+        proxy.stop()
+        with pytest.raises(pika.exceptions.AMQPError):
+            broker.ping()
+
+        # Then once it is back, the next ping opens a fresh connection and answers
+        proxy.start()
+        broker.ping()
+    finally:
+        broker.close()
+        proxy.stop()

@@ -11,6 +11,7 @@ import uuid
 from dramatiq.common import dq_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage, TimeLimit
+from flask import Flask
 
 from app.jobs import attempts, durable, outcomes, shutdown, state
 from app.jobs.attempts import Claim, StartAttempt
@@ -22,32 +23,23 @@ from app.worker_metrics import WorkerMetrics
 logger = logging.getLogger(__name__)
 
 
-def stack(create_app) -> list[Middleware]:
-    """Every middleware a broker of this app runs, in order. The broker calls
+def stack(app: Flask) -> list[Middleware]:
+    """Every middleware a broker of ``app`` runs, in order. The broker calls
     ``before_*`` hooks in list order and ``after_*`` hooks in reverse: so both of
     JobState's run inside the app context, and TimeLimit lifts a job's limit
     before JobState writes its outcome (a write waiting for the database must
     not be interrupted by the limit). Dramatiq's Retries is not among them:
     JobState decides retries (``app/jobs/outcomes.py``)."""
-    app_context = AppContext(create_app)
+    app_context = AppContext(app)
     return [app_context, JobState(app_context), TimeLimit(), WorkerMetrics()]
 
 
 class AppContext(Middleware):
-    """Pushes a Flask app context around every message.
+    """Pushes an app context of ``app`` around every message a worker processes."""
 
-    The app is created when the worker boots, not when ``actors`` is imported,
-    so that importing actors (as the web does) has no side effects. Tests may
-    set ``app`` themselves."""
-
-    def __init__(self, create_app):
-        self.create_app = create_app
-        self.app = None
+    def __init__(self, app: Flask):
+        self.app = app
         self._local = threading.local()
-
-    def before_worker_boot(self, broker, worker):
-        if self.app is None:
-            self.app = self.create_app()
 
     def before_process_message(self, broker, message):
         context = self.app.app_context()

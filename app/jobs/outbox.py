@@ -22,8 +22,8 @@ import dramatiq
 from sqlalchemy import ColumnElement, Update, update
 from sqlalchemy.exc import DBAPIError
 
-from app import rabbitmq
 from app.db import db, utcnow
+from app.jobs.broker import current_broker
 from app.models import Job
 from app.states import JobStatus
 
@@ -33,12 +33,6 @@ logger = logging.getLogger(__name__)
 # job to the relay: a broker alarm (publishes blocked) or an unreachable broker
 # must not hold a request past its time (gunicorn's is 30 s).
 REQUEST_PUBLISH_S = 3.0
-
-
-def get_broker() -> dramatiq.Broker:
-    import broker  # noqa: F401  (its import sets up the process's broker from the environment)
-
-    return dramatiq.get_broker()
 
 
 def message_for(job: Job) -> dramatiq.Message:
@@ -91,13 +85,8 @@ def publish(message: dramatiq.Message) -> bool:
 
 
 def _enqueue(message: dramatiq.Message, *, within: float | None = None) -> bool:
-    broker = get_broker()
     try:
-        broker.declare_queue(message.queue_name)
-        if within is None:
-            broker.enqueue(message)
-        else:
-            rabbitmq.enqueue_within(broker, message, within)
+        current_broker().publish(message, within=within)
     except Exception:
         logger.warning(
             "job %s not published; the relay will retry", message.message_id, exc_info=True

@@ -41,6 +41,7 @@ from sqlalchemy import delete, select
 from app.db import database_now, db
 from app.jobs import outbox
 from app.jobs.attempts import lease_is_live
+from app.jobs.broker import current_broker
 from app.maintenance.service import Service, Summary
 from app.models import Job, Worker
 from app.states import JobStatus
@@ -129,9 +130,7 @@ def _republish(job: Job, now: datetime) -> int:
         return 0
     db.session.commit()
     try:
-        broker = outbox.get_broker()
-        broker.declare_queue(message.queue_name)
-        broker.enqueue(message)
+        current_broker().publish(message)
     except Exception:
         logger.warning(
             "could not republish lost job %s; will try again", message.message_id, exc_info=True
@@ -148,12 +147,7 @@ def _republish(job: Job, now: datetime) -> int:
 
 
 def _queue_is_empty(queue: str) -> bool:
-    broker = outbox.get_broker()
-    broker.declare_queue(queue)
-    if hasattr(broker, "get_queue_message_counts"):  # RabbitMQ
-        ready, delayed, _ = broker.get_queue_message_counts(queue)
-        return ready == 0 and delayed == 0
-    return broker.queues[queue].qsize() == 0  # the StubBroker
+    return current_broker().queue_depth(queue) == 0
 
 
 # On the relay's interval, which also sizes its grace window: it runs right after

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import time
 
-import dramatiq
 import pytest
 
-import broker as broker_module
 from app.db import db
 from app.maintenance.relay import relay
 from app.models import Job
 from tests.support.audit import audit
 from tests.support.jobs import all_in
+from tests.support.live_services import publish_to
 from tests.support.rabbit_cluster import RabbitCluster
 from tests.support.worker import wait_until
 
@@ -35,14 +34,12 @@ def node():
 
 
 @pytest.fixture()
-def node_broker(node, stub_broker):
-    """The test process publishes to the private node, as the web would."""
-    broker = broker_module.build_broker(node.url, queue_type="classic")
-    dramatiq.set_broker(broker)
+def node_broker(live_app, node):
+    """The test's app publishes to the private node, as the web would."""
+    broker = publish_to(live_app, BROKER_URL=node.url, BROKER_QUEUE_TYPE="classic")
     broker.declare_queue("emails", ensure=True)
     yield broker
     broker.close()
-    dramatiq.set_broker(stub_broker)
 
 
 def _unpublished(app, job_ids) -> int:

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import threading
 
-import dramatiq
 import pytest
 
-import broker as broker_module
 from tests.support.audit import audit
 from tests.support.jobs import all_in, send_emails
+from tests.support.live_services import publish_to
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 
 
 def test_broker_cut_for_10_s_under_load_loses_nothing_and_sends_each_once(
-    live_app, vhost, start_worker, start_scheduler, smtp_server, proxies, headers, stub_broker
+    live_app, vhost, start_worker, start_scheduler, smtp_server, proxies, headers
 ):
     # Given the web, a worker and a scheduler that reach RabbitMQ through one proxy
-    web_broker = broker_module.build_broker(vhost.url(port=proxies.broker.port))
-    dramatiq.set_broker(web_broker)
+    web_broker = publish_to(live_app, BROKER_URL=vhost.url(port=proxies.broker.port))
     try:
         start_worker(**proxies.env, threads=4)
         start_scheduler(**proxies.env)
@@ -39,4 +37,3 @@ def test_broker_cut_for_10_s_under_load_loses_nothing_and_sends_each_once(
         assert (counts["emails"], counts["delivered"], counts["duplicates"]) == (200, 200, 0)
     finally:
         web_broker.close()
-        dramatiq.set_broker(stub_broker)

@@ -7,6 +7,7 @@ import pytest
 from app import auth
 from app.db import db
 from app.models import Email, Job
+from tests.support.live_services import publish_to
 from tests.support.proxy import TcpProxy
 from tests.support.services import RABBITMQ_HOST, RABBITMQ_PORT
 from tests.support.worker import wait_until
@@ -57,16 +58,11 @@ def test_email_is_delivered_by_a_worker_and_its_job_succeeds(
 
 
 def test_request_during_broker_outage_is_accepted_and_relayed_exactly_once(
-    live_app, vhost, start_worker, smtp_server, headers, stub_broker
+    live_app, vhost, start_worker, smtp_server, headers
 ):
-    import dramatiq
-
-    import broker as broker_module
-
     # Given the web reaches RabbitMQ through a connection we can cut
     proxy = TcpProxy(RABBITMQ_HOST, RABBITMQ_PORT).start()
-    web_broker = broker_module.build_broker(vhost.url(port=proxy.port))
-    dramatiq.set_broker(web_broker)
+    web_broker = publish_to(live_app, BROKER_URL=vhost.url(port=proxy.port))
     try:
         proxy.stop()
         # When a request comes while RabbitMQ is unreachable
@@ -95,4 +91,3 @@ def test_request_during_broker_outage_is_accepted_and_relayed_exactly_once(
     finally:
         web_broker.close()
         proxy.stop()
-        dramatiq.set_broker(stub_broker)

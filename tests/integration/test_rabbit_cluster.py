@@ -11,14 +11,13 @@ import threading
 import time
 from collections import Counter
 
-import dramatiq
 import pytest
 
-import broker as broker_module
 from app import auth
 from app.db import db
 from app.maintenance.relay import relay
 from app.models import Job
+from tests.support.live_services import publish_to
 from tests.support.rabbit_cluster import RabbitCluster
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -39,14 +38,12 @@ def cluster():
 
 
 @pytest.fixture()
-def cluster_broker(cluster, stub_broker):
-    """The test process publishes as the web would, to every node."""
-    broker = broker_module.build_broker(cluster.url, queue_type="quorum")
-    dramatiq.set_broker(broker)
+def cluster_broker(live_app, cluster):
+    """The test's app publishes as the web would, to every node."""
+    broker = publish_to(live_app, BROKER_URL=cluster.url, BROKER_QUEUE_TYPE="quorum")
     broker.declare_queue("emails", ensure=True)
     yield broker
     broker.close()
-    dramatiq.set_broker(stub_broker)
 
 
 @pytest.fixture()

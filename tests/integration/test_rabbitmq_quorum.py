@@ -8,16 +8,15 @@ from __future__ import annotations
 import os
 import signal
 
-import dramatiq
 import pika
 import pytest
 
-import broker as broker_module
 from app.db import db
 from app.models import Job
 from tests.support.audit import audit
 from tests.support.held_smtp import hold
 from tests.support.jobs import job, wait_status
+from tests.support.live_services import publish_to
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -27,15 +26,19 @@ DELIVERY_LIMIT = 2
 
 
 @pytest.fixture()
-def quorum_broker(vhost, stub_broker, monkeypatch):
-    """The test process publishes as the web would, declaring quorum queues."""
+def quorum_broker(live_app, vhost, monkeypatch):
+    """The test's app publishes as the web would, declaring quorum queues."""
+    # The processes the test starts (a scheduler) declare queues with the same limit.
     monkeypatch.setenv("BROKER_DELIVERY_LIMIT", str(DELIVERY_LIMIT))
-    broker = broker_module.build_broker(vhost.url(), queue_type="quorum")
-    dramatiq.set_broker(broker)
+    broker = publish_to(
+        live_app,
+        BROKER_URL=vhost.url(),
+        BROKER_QUEUE_TYPE="quorum",
+        BROKER_DELIVERY_LIMIT=DELIVERY_LIMIT,
+    )
     broker.declare_queue("emails", ensure=True)
     yield broker
     broker.close()
-    dramatiq.set_broker(stub_broker)
 
 
 @pytest.fixture()

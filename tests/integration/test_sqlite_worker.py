@@ -17,11 +17,12 @@ EMAILS = 30
 
 
 @pytest.fixture()
-def sqlite_app(tmp_path, smtp_server):
+def sqlite_app(tmp_path, smtp_server, vhost):
     app = create_app(
         {
             "TESTING": True,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+            "BROKER_URL": vhost.url(),
             "MAIL_PORT": smtp_server.port,
         }
     )
@@ -33,7 +34,7 @@ def sqlite_app(tmp_path, smtp_server):
 
 
 def test_many_emails_on_sqlite_with_a_threaded_worker(
-    sqlite_app, rabbit_broker, start_worker, smtp_server
+    sqlite_app, start_worker, smtp_server
 ):
     worker = start_worker(DATABASE_URL=sqlite_app.config["DATABASE_URL"])
     with sqlite_app.app_context():

@@ -9,16 +9,16 @@ import pytest
 from app.db import db
 from app.emails import SEND_EMAIL
 from app.jobs import outbox, state
+from app.jobs.broker import EXTENSION
 from app.models import Job
 from tests.support.down_broker import DownBroker
 
 
 @pytest.fixture()
-def down_broker(stub_broker):
+def down_broker(app, stub_broker, monkeypatch):
     down = DownBroker()
-    dramatiq.set_broker(down)
-    yield down
-    dramatiq.set_broker(stub_broker)
+    monkeypatch.setitem(app.extensions, EXTENSION, down)
+    return down
 
 
 def test_publish_failure_leaves_the_job_queued_and_unpublished(app, down_broker):

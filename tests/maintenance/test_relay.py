@@ -9,6 +9,7 @@ from sqlalchemy import update
 from app.db import db
 from app.emails import SEND_EMAIL
 from app.jobs import control, outbox, state
+from app.jobs.broker import EXTENSION
 from app.maintenance.relay import relay
 from app.models import Job
 from app.states import JobStatus
@@ -16,11 +17,10 @@ from tests.support.down_broker import DownBroker
 
 
 @pytest.fixture()
-def down_broker(stub_broker):
+def down_broker(app, stub_broker, monkeypatch):
     down = DownBroker()
-    dramatiq.set_broker(down)
-    yield down
-    dramatiq.set_broker(stub_broker)
+    monkeypatch.setitem(app.extensions, EXTENSION, down)
+    return down
 
 
 def _new_job(app) -> str:
@@ -34,7 +34,7 @@ def test_relay_publishes_each_unpublished_job_once(app, stub_broker, down_broker
     # Given three jobs whose publish failed
     ids = {_new_job(app) for _ in range(3)}
     # When the broker is back, the relay publishes them, and a second run nothing
-    dramatiq.set_broker(stub_broker)
+    app.extensions[EXTENSION] = stub_broker
     with app.app_context():
         assert relay() == {"published": 3}
         assert relay() == {"published": 0}
@@ -43,7 +43,7 @@ def test_relay_publishes_each_unpublished_job_once(app, stub_broker, down_broker
 
 def test_relay_publishes_at_most_its_limit_oldest_first(app, stub_broker, down_broker):
     ids = [_new_job(app) for _ in range(3)]
-    dramatiq.set_broker(stub_broker)
+    app.extensions[EXTENSION] = stub_broker
     with app.app_context():
         assert relay(limit=2) == {"published": 2}
     assert [m.message_id for m in _messages(stub_broker, "emails")] == ids[:2]
@@ -53,7 +53,7 @@ def test_a_job_retried_by_hand_while_the_broker_is_down_is_left_to_the_relay(
     app, stub_broker, down_broker
 ):
     # Given a failed job that was published once
-    dramatiq.set_broker(stub_broker)
+    app.extensions[EXTENSION] = stub_broker
     job_id = _new_job(app)
     stub_broker.flush_all()
     with app.app_context():
@@ -62,10 +62,10 @@ def test_a_job_retried_by_hand_while_the_broker_is_down_is_left_to_the_relay(
         )
         db.session.commit()
         # When it is retried while the broker is down, it waits for the relay
-        dramatiq.set_broker(down_broker)
+        app.extensions[EXTENSION] = down_broker
         control.retry(job_id)
         assert db.session.get(Job, job_id, populate_existing=True).published_at is None
-        dramatiq.set_broker(stub_broker)
+        app.extensions[EXTENSION] = stub_broker
         assert relay() == {"published": 1}
     assert [m.message_id for m in _messages(stub_broker, "emails")] == [job_id]
 
@@ -90,7 +90,7 @@ def test_jobs_relay_command_publishes_what_waits_and_fails_while_the_broker_is_d
     assert down.exit_code == 1
     assert down.output == "published 0 job(s); 1 still waiting for the broker\n"
     # Once it is back, the command publishes it
-    dramatiq.set_broker(stub_broker)
+    app.extensions[EXTENSION] = stub_broker
     back = runner.invoke(args=["jobs", "relay"])
     assert back.exit_code == 0
     assert back.output == "published 1 job(s); 0 still waiting for the broker\n"

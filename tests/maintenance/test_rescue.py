@@ -10,6 +10,7 @@ import pytest
 from app.db import db, utcnow
 from app.emails import new_email
 from app.jobs import outbox
+from app.jobs.broker import EXTENSION
 from app.maintenance.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs
 from app.models import Job, Worker
 from tests.support.down_broker import DownBroker
@@ -167,11 +168,11 @@ def test_a_rescue_whose_publish_fails_is_undone_and_tried_again(
     lost = _email_job(app, user[0], status="retrying", age=GRACE * 2)
     with app.app_context():
         before = db.session.get(Job, lost).published_at
-        dramatiq.set_broker(DownBroker())
+        app.extensions[EXTENSION] = DownBroker()
         try:
             assert rescued() == 0
         finally:
-            dramatiq.set_broker(stub_broker)
+            app.extensions[EXTENSION] = stub_broker
         # Then its row is as it was, and the next rescue publishes it
         job = db.session.get(Job, lost, populate_existing=True)
         assert (job.published_at, job.rescues) == (before, 0)

@@ -60,16 +60,18 @@ def test_relay_tick_publishes_waiting_jobs_and_records_the_outcome(app, rows, st
     import dramatiq
 
     from app.jobs import outbox, state
+    from app.jobs.broker import EXTENSION
+    from app.rabbitmq import StubBroker
 
-    class Down(dramatiq.brokers.stub.StubBroker):
+    class Down(StubBroker):
         def enqueue(self, message, *, delay=None):
             raise dramatiq.errors.ConnectionClosed(OSError("down"))
 
     with app.app_context():
-        dramatiq.set_broker(Down())
+        app.extensions[EXTENSION] = Down()
         job = state.new_job(SEND_EMAIL, args=["x"], max_retries=0)
         outbox.commit_and_publish(job)
-        dramatiq.set_broker(stub_broker)
+        app.extensions[EXTENSION] = stub_broker
         assert ticks.run_due("relay")
         assert db.session.get(ScheduleState, "relay").last_outcome == "ok: published 1, rescued 0"
         assert db.session.get(Job, job.id).published_at is not None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.stub import StubBroker
+
+from app.rabbitmq import StubBroker
 
 
 class DownBroker(StubBroker):

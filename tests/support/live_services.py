@@ -4,13 +4,14 @@ scheduler processes, each of the test's own. Loaded by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
-import dramatiq
 import pytest
+from flask import Flask
 from flask_migrate import upgrade
 
-import broker as broker_module
 from app import auth, create_app
 from app.db import db
+from app.jobs.broker import broker_of, init_app
+from app.rabbitmq import AppBroker
 from tests.support.scheduler import SchedulerProcess
 from tests.support.services import PostgresDatabase, RabbitVhost
 from tests.support.worker import WorkerProcess
@@ -42,14 +43,20 @@ def vhost():
     vhost.delete()
 
 
+def publish_to(app: Flask, **settings) -> AppBroker:
+    """Rebuild ``app``'s broker as its factory builds it, from its configuration
+    with ``settings`` (``BROKER_URL=...``) changed: the app then publishes there."""
+    app.config.update(settings)
+    init_app(app)
+    return broker_of(app)
+
+
 @pytest.fixture()
-def rabbit_broker(vhost, stub_broker):
-    """The test process publishes to the test's vhost, as the web would."""
-    broker = broker_module.build_broker(vhost.url())
-    dramatiq.set_broker(broker)
+def rabbit_broker(live_app, vhost):
+    """The test's app publishes to the test's vhost, as the web would."""
+    broker = publish_to(live_app, BROKER_URL=vhost.url())
     yield broker
     broker.close()
-    dramatiq.set_broker(stub_broker)
 
 
 @pytest.fixture()
