@@ -49,13 +49,13 @@ def create_app(config: dict | None = None) -> Flask:
     from app.cli import register_cli
     from app.emails import SEND_EMAIL
     from app.exports.service import RUN_EXPORT
-    from app.jobs import broker, kinds
+    from app.jobs import broker, kinds, middleware
     from app.maintenance.cleanup import CLEANUP
     from app.maintenance.resend import RESEND_FAILED_EMAILS
     from app.ops import ops
     from app.web import web
 
-    broker.init_app(app)
+    broker.init_app(app, middleware.stack(app))
     kinds.register(app, SEND_EMAIL, RUN_EXPORT, RESEND_FAILED_EMAILS, CLEANUP)
     errors.register(app)
     csrf.exempt(api)  # bearer tokens, not cookies: no cross-site request can carry one

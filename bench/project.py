@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from app import auth, create_app
 from app.db import db
 from app.jobs.broker import broker_of, init_app
+from app.jobs.middleware import stack
 from app.models import Job
 from app.rabbitmq import AppBroker
 from tests.support.services import PostgresDatabase, RabbitVhost
@@ -68,7 +69,7 @@ def use_broker(app: Flask, url: str) -> AppBroker:
     """``app`` publishes to the project's vhost, as the web does: its broker is
     built again, as its factory builds it, for ``BROKER_URL=url``."""
     app.config["BROKER_URL"] = url
-    init_app(app)
+    init_app(app, stack(app))
     return broker_of(app)
 
 

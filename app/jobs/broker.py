@@ -9,21 +9,22 @@ actors are declared.
 
 from __future__ import annotations
 
+from dramatiq import Middleware
 from flask import Flask, current_app
 
 from app import rabbitmq
-from app.jobs.middleware import stack
 
 EXTENSION = "dramatiq"
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, middleware: list[Middleware]) -> None:
     """Build the broker ``BROKER_URL``, ``BROKER_QUEUE_TYPE`` and
-    ``BROKER_DELIVERY_LIMIT`` describe, with the worker's middleware bound to
-    ``app``. Nothing connects yet: RabbitMQ is reached on first use."""
+    ``BROKER_DELIVERY_LIMIT`` describe, with the worker's ``middleware`` (bound
+    to ``app``: ``app.jobs.middleware.stack``). Nothing connects yet: RabbitMQ is
+    reached on first use."""
     app.extensions[EXTENSION] = rabbitmq.build(
         app.config["BROKER_URL"],
-        middleware=stack(app),
+        middleware=middleware,
         queue_type=app.config["BROKER_QUEUE_TYPE"],
         delivery_limit=app.config["BROKER_DELIVERY_LIMIT"],
     )

@@ -11,6 +11,7 @@ from flask_migrate import upgrade
 from app import auth, create_app
 from app.db import db
 from app.jobs.broker import broker_of, init_app
+from app.jobs.middleware import stack
 from app.rabbitmq import AppBroker
 from tests.support.scheduler import SchedulerProcess
 from tests.support.services import PostgresDatabase, RabbitVhost
@@ -47,7 +48,7 @@ def publish_to(app: Flask, **settings) -> AppBroker:
     """Rebuild ``app``'s broker as its factory builds it, from its configuration
     with ``settings`` (``BROKER_URL=...``) changed: the app then publishes there."""
     app.config.update(settings)
-    init_app(app)
+    init_app(app, stack(app))
     return broker_of(app)
 
 
