@@ -9,7 +9,7 @@ import pytest
 
 from app.db import db, utcnow
 from app.emails import new_email
-from app.jobs import outbox
+from app.jobs import kinds, outbox
 from app.jobs.broker import EXTENSION
 from app.maintenance.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs
 from app.models import Job, Worker
@@ -32,13 +32,13 @@ def _email_job(app, user_id, *, status, age, worker_id=None) -> str:
 
 
 def _worker(app, worker_id="w", *, age, live=True, claimed=None) -> None:
-    """A worker row serving the emails queue, started ``age`` ago."""
+    """A worker row serving every queue, started ``age`` ago."""
     with app.app_context():
         now = utcnow()
         db.session.merge(
             Worker(
                 id=worker_id,
-                queues=["emails", "exports", "maintenance"],
+                queues=list(kinds.registry().queues),
                 started_at=now - age,
                 heartbeat_at=now,
                 expires_at=now + (timedelta(minutes=1) if live else -timedelta(seconds=1)),
