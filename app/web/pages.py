@@ -7,6 +7,7 @@ from app.api.output import Export as ExportOut
 from app.db import db
 from app.exports import service
 from app.models import EXPORT_FORMATS, Email, Export
+from app.states import UNFINISHED_EXPORTS
 from app.web.blueprint import web
 from app.web.session import login_required
 
@@ -40,6 +41,7 @@ def index():
     return render_template(
         "web/index.html",
         formats=EXPORT_FORMATS,
+        unfinished=[str(status) for status in UNFINISHED_EXPORTS],
         exports=[_export_row(e) for e in _my_exports()],
         emails=[EmailOut.from_row(e, admin=False).model_dump(mode="json") for e in recent_emails],
     )
