@@ -1,5 +1,5 @@
 # make run       set everything up on a fresh machine and start web, worker and mail sink
-# make test      set up and run lint and the whole test suite
+# make test      set up and run lint, the type check and the whole test suite
 # make bench     run every benchmark in bench/ (PostgreSQL and RabbitMQ on 127.0.0.1; minutes)
 # make typecheck run mypy over the files [tool.mypy] in pyproject.toml names
 
@@ -43,7 +43,6 @@ run: schema
 lint: $(DEV)
 	ruff check .
 
-# Not run by `make test`.
 typecheck: $(DEV)
 	mypy
 
@@ -66,7 +65,7 @@ tools:
 		|| echo "$$tool is not installed: its deploy/ checks will skip (and fail under CI)"; \
 	done
 
-test: lint chromium tools
+test: lint typecheck chromium tools
 	$(PY) -m pytest
 
 # Each script measures its baseline in the same run and prints both, the ratio and the

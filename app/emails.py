@@ -118,6 +118,8 @@ def queue_email(
     except IntegrityError:
         # A concurrent request with the same key committed first: answer with its email.
         db.session.rollback()
+        if idempotency_key is None:
+            raise
         existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is None:
             raise

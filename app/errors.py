@@ -8,7 +8,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, TimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wsgi import get_content_length
 
 from app import text
@@ -128,7 +128,7 @@ def _read_up_to(stream, size: int) -> bytes:
 
 
 def register(app: Flask) -> None:
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app)  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     app.before_request(refuse_hostile_urls)
 
     @app.errorhandler(ApiError)
@@ -151,8 +151,9 @@ def register(app: Flask) -> None:
             413: "request body over 1 MiB",
             415: "content type must be application/json",
         }
-        response = error_response(error.code or 500, messages.get(error.code, error.description))
-        if error.code == 405:
+        code = error.code or 500
+        response = error_response(code, messages.get(code) or error.description or error.name)
+        if isinstance(error, MethodNotAllowed):
             response[0].headers["Allow"] = ", ".join(error.valid_methods or [])
         return response
 

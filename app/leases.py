@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, insert, or_, select, update
 from sqlalchemy.engine import Engine
@@ -40,8 +40,9 @@ class LeaseTable:
     holder: InstrumentedAttribute | None = None
 
     @property
-    def model(self) -> type:
-        return self.name.class_
+    def model(self) -> type[Any]:
+        # A column of a mapped class, never of an alias: its class is the model.
+        return cast(type[Any], self.name.class_)
 
     def take(
         self,

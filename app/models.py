@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import UTCDateTime, db, utcnow
+from app.db import Model, UTCDateTime, utcnow
 from app.states import UNFINISHED_EXPORTS, ExportStatus, JobStatus
 
 # The states as plain strings, for ``Literal[...]`` fields (app/api); code that
@@ -41,7 +41,7 @@ def _status_in(states) -> str:
     return "status IN ({})".format(", ".join(f"'{state}'" for state in states))
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,7 +54,7 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """A bearer token. Only its SHA-256 is stored: a leaked table grants nothing."""
 
     __tablename__ = "api_tokens"
@@ -69,7 +69,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship(lazy="joined")
 
 
-class Job(db.Model):
+class Job(Model):
     """One unit of background work; its id is the Dramatiq message id.
 
     ``published_at`` is the outbox marker: NULL while the broker has not yet
@@ -133,7 +133,7 @@ class Job(db.Model):
     )
 
 
-class JobAttempt(db.Model):
+class JobAttempt(Model):
     """One row per attempt at a job, with how it ended."""
 
     __tablename__ = "job_attempts"
@@ -153,7 +153,7 @@ class JobAttempt(db.Model):
     job: Mapped[Job] = relationship(back_populates="history")
 
 
-class Worker(db.Model):
+class Worker(Model):
     """A live worker process. Its heartbeat renews the lease of every job it
     runs in one write: a job is owned while its worker's ``expires_at`` is ahead.
 
@@ -171,7 +171,7 @@ class Worker(db.Model):
     claimed: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
-class Email(db.Model):
+class Email(Model):
     """An email and its delivery. Its state is derived from ``sent_at`` and its
     current job (see ``app/emails.py``), so the two can never disagree."""
 
@@ -210,7 +210,7 @@ class Email(db.Model):
     job: Mapped[Job | None] = relationship()
 
 
-class Export(db.Model):
+class Export(Model):
     """A file of a user's data, written by ``run_export`` and delivered by email.
 
     At most one unfinished export per user and kind (``UNFINISHED_EXPORTS``,
@@ -249,7 +249,7 @@ class Export(db.Model):
     job: Mapped[Job | None] = relationship()
 
 
-class SchedulerLease(db.Model):
+class SchedulerLease(Model):
     """Which scheduler process may enqueue periodic jobs, until when."""
 
     __tablename__ = "scheduler_lease"
@@ -259,7 +259,7 @@ class SchedulerLease(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class ScheduleState(db.Model):
+class ScheduleState(Model):
     """The last tick each periodic job ran for, and how it went."""
 
     __tablename__ = "schedules"
@@ -273,7 +273,7 @@ class ScheduleState(db.Model):
     last_outcome: Mapped[str | None] = mapped_column(Text)
 
 
-class LoginThrottle(db.Model):
+class LoginThrottle(Model):
     """Failed sign-ins per email, to slow down password guessing."""
 
     __tablename__ = "login_throttle"
@@ -284,7 +284,7 @@ class LoginThrottle(db.Model):
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SignInBackoff(db.Model):
+class SignInBackoff(Model):
     """Failed sign-ins per client and per (account, client) pair (see
     app/login_throttle.py), keyed by a hash of what is counted: no address is
     stored in clear."""
@@ -296,7 +296,7 @@ class SignInBackoff(db.Model):
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class Post(db.Model):
+class Post(Model):
     __tablename__ = "posts"
     __table_args__ = (Index("ix_posts_user_id", "user_id", "id"),)
 

@@ -8,7 +8,7 @@ import re
 
 from flask import Flask
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.api.output import Error
 from app.api.spec import ERROR_TEXT, Operation, Raw, Refusal
@@ -18,11 +18,13 @@ REF = "#/components/schemas/{model}"
 
 def document(app: Flask) -> dict:
     operations = _operations(app)
-    models = {Error}
+    models: set[type[BaseModel]] = {Error}
     for _, _, spec in operations:
         models |= {m for m in (spec.body, spec.query, spec.headers) if m is not None}
         models |= {m for m in spec.responses.values() if isinstance(m, type)}
-    modes = [(m, "validation" if _is_request(m, operations) else "serialization") for m in models]
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation" if _is_request(m, operations) else "serialization") for m in models
+    ]
     refs, defs = models_json_schema(
         sorted(modes, key=lambda pair: pair[0].__name__), ref_template=REF
     )
@@ -52,7 +54,7 @@ def _operations(app: Flask) -> list[tuple[str, str, Operation]]:
         if spec is None:
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((path, method.lower(), spec))
     return found
 
@@ -120,7 +122,7 @@ def _operation(spec: Operation, path: str, method: str, refs: dict) -> dict:
         if model is None:
             responses[str(status)] = {"description": "no content"}
         elif isinstance(model, Raw):
-            content = {media: {"schema": {}} for media in model.media_types}
+            content: dict[str, dict] = {media: {"schema": {}} for media in model.media_types}
             responses[str(status)] = {"description": model.description, "content": content}
         else:
             responses[str(status)] = _json(_schema(model, refs), "OK")

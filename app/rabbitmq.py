@@ -370,6 +370,7 @@ def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int) -
     StubBroker for ``stub://``."""
     if url.startswith(STUB_URL):
         return StubBroker(middleware=middleware)
+    broker: RabbitmqBroker
     if queue_type == "quorum":
         broker = QuorumRabbitmqBroker(
             confirm_delivery=True, middleware=middleware, delivery_limit=delivery_limit
@@ -379,5 +380,6 @@ def build(url: str, *, middleware: list, queue_type: str, delivery_limit: int) -
     else:
         raise ValueError(f"BROKER_QUEUE_TYPE must be classic or quorum, not {queue_type!r}")
     parameters = cluster_parameters(url)
-    broker.parameters = parameters[0] if len(parameters) == 1 else parameters
+    # One node's parameters alone, as dramatiq itself keeps a single URL's.
+    broker.parameters = parameters[0] if len(parameters) == 1 else parameters  # type: ignore[assignment]  # pika takes one or a list
     return broker

@@ -31,19 +31,20 @@ BATCH = 500
 
 
 def run_project(n: int, log_dir: Path) -> dict:
-    from app.jobs import outbox, state
-    from bench.noop_actors import QUEUE
+    from app.jobs import kinds, outbox, state
+    from bench.noop_actors import BENCH_NOOP
 
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
     app = worker = publisher = None
     try:
         app = project.database_app(database)
+        kinds.register(app, BENCH_NOOP)
         publisher = project.use_broker(app, vhost.url())
         started = time.perf_counter()
         with app.app_context():
             for offset in range(0, n, BATCH):
                 jobs = [
-                    state.new_job(actor="bench_noop", args=[], queue=QUEUE, max_retries=0)
+                    state.new_job(BENCH_NOOP, args=[], max_retries=0)
                     for _ in range(min(BATCH, n - offset))
                 ]
                 outbox.commit_and_publish(*jobs)
@@ -54,13 +55,13 @@ def run_project(n: int, log_dir: Path) -> dict:
 
         def done():
             worker.check()
-            counts = project.status_counts(app, "bench_noop")
+            counts = project.status_counts(app, BENCH_NOOP.actor)
             if counts.get("failed"):
                 raise RuntimeError(f"project jobs failed: {counts}; see {worker.log_path}")
             return counts.get("succeeded", 0) >= n
 
         common.wait_for(done, timeout=max(600, n / 20), interval=0.5, what="project no-op jobs")
-        first, last = project.span(app, "bench_noop")
+        first, last = project.span(app, BENCH_NOOP.actor)
         seconds = (last - first).total_seconds()
         return {"what": "project (full job state)", "settings": f"{PROCESSES}x{THREADS}",
                 "enqueue_s": enqueue_s, "seconds": seconds, "rate": n / seconds}

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, literal, literal_column, or_, select, union_all
+from sqlalchemy import ColumnClause, func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.admin.blueprint import COUNT_CAP, PAGE_SIZE, admin
@@ -21,7 +21,7 @@ from app.web.session import admin_required
 
 # What a search looks in, as one expression; migration 0005 indexes exactly this
 # text on PostgreSQL, so keep the two the same.
-SEARCH_TEXT = literal_column(
+SEARCH_TEXT: ColumnClause[str] = literal_column(
     "lower(coalesce(jobs.error_type, '') || ' ' || coalesce(jobs.error_message, '')"
     " || ' ' || CAST(jobs.args AS TEXT))"
 )

@@ -73,8 +73,9 @@ def _address(value: str) -> str:
     return address.ascii_email
 
 
-def text_field(*, max_length: int | None = None, single_line=False, not_blank=False):
-    """A string type: never NUL or a lone surrogate; optionally bounded, one line, non-blank."""
+def text_rules(*, max_length: int | None = None, single_line=False, not_blank=False) -> tuple:
+    """What makes a string a text field, as ``Annotated[str, *text_rules(...)]``'s
+    metadata: never NUL or a lone surrogate; optionally bounded, one line, non-blank."""
     schema: dict = {"type": "string"}
     metadata: list = [Field(max_length=max_length)]
     if max_length is not None:
@@ -84,10 +85,10 @@ def text_field(*, max_length: int | None = None, single_line=False, not_blank=Fa
         schema["minLength"] = 1
     metadata.append(AfterValidator(_single_line if single_line else _storable))
     schema["pattern"] = text.SINGLE_LINE_PATTERN if single_line else text.NO_NUL_PATTERN
-    return Annotated[(str, *metadata, WithJsonSchema(schema))]
+    return (*metadata, WithJsonSchema(schema))
 
 
-Text = text_field()
+Text = Annotated[str, *text_rules()]
 EmailAddress = Annotated[
     str,
     Field(max_length=254),
@@ -103,17 +104,17 @@ class Body(BaseModel):
 
 
 class TokenRequest(Body):
-    email: text_field(max_length=254, not_blank=True)
-    password: text_field(max_length=1024, not_blank=True)
+    email: Annotated[str, *text_rules(max_length=254, not_blank=True)]
+    password: Annotated[str, *text_rules(max_length=1024, not_blank=True)]
 
 
 class PostRequest(Body):
-    body: text_field(max_length=MAX_POST, not_blank=True)
+    body: Annotated[str, *text_rules(max_length=MAX_POST, not_blank=True)]
 
 
 class EmailRequest(Body):
     to: EmailAddress
-    subject: text_field(max_length=MAX_SUBJECT, single_line=True, not_blank=True)
+    subject: Annotated[str, *text_rules(max_length=MAX_SUBJECT, single_line=True, not_blank=True)]
     body: Text
     html: Text | None = None
 
@@ -145,6 +146,6 @@ def _cursor(value: str) -> str:
 
 class JobsQuery(BaseModel):
     status: JobStatus | None = None
-    actor: text_field(max_length=64, single_line=True) | None = None
+    actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     cursor: Annotated[str, AfterValidator(_cursor)] | None = None

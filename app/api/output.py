@@ -170,14 +170,11 @@ class Email(BaseModel):
     def from_row(cls, email: EmailRow, *, admin: bool) -> Email:
         status = emails.status(email)
         job = email.job
-        failed = job is not None and job.error_type and status != "sent"
-        error = (
-            error_summary(
+        error = None
+        if job is not None and job.error_type and status != "sent":
+            error = error_summary(
                 job.error_type, job.error_message, admin=admin, retrying=job.status == "retrying"
             )
-            if failed
-            else None
-        )
         return cls(
             id=email.id,
             to=email.to,

@@ -7,6 +7,7 @@ bad field, every bad field at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 
@@ -89,17 +90,18 @@ def operation(summary: str, *, responses: dict, errors: tuple[int | Refusal, ...
 
 
 def parse(spec: Operation) -> dict:
-    parts = {
-        "body": (spec.body, json_body if spec.body else None),
-        "query": (spec.query, lambda: _query(spec.query)),
-        "headers": (spec.headers, lambda: _headers(spec.headers)),
-    }
+    # Each part's model, if declared, and how to read its input for that model.
+    parts: list[tuple[str, type[BaseModel] | None, Callable[[type[BaseModel]], dict]]] = [
+        ("body", spec.body, lambda _model: json_body()),
+        ("query", spec.query, _query),
+        ("headers", spec.headers, _headers),
+    ]
     parsed, problems = {}, {}
-    for name, (model, read) in parts.items():
+    for name, model, read in parts:
         if model is None:
             continue
         try:
-            parsed[name] = model.model_validate(read())
+            parsed[name] = model.model_validate(read(model))
         except ValidationError as error:
             problems.update(fields(error))
     if problems:

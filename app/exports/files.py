@@ -43,6 +43,9 @@ def finished_path(name: str) -> Path:
 
 
 def file_path(export: Export) -> Path:
+    """A succeeded export's file (the others have no ``file_name``)."""
+    if export.file_name is None:
+        raise ValueError(f"export {export.id} has no file")
     return finished_path(export.file_name)
 
 

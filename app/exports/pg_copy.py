@@ -8,9 +8,13 @@ transaction that counts its rows and copies exactly those rows."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from app.db import db
 from app.exports.writers import FORMULA_STARTS
+
+if TYPE_CHECKING:
+    import psycopg
 
 BATCH_ROWS = 50_000
 HEADER = b"id,body,created_at\n"
@@ -42,9 +46,12 @@ def write_posts_csv(path: str, user_id: int, on_rows: Callable[[int], None]) -> 
         out.write(HEADER)
         while True:
             with connection.begin():
-                cursor = connection.connection.dbapi_connection.cursor()
+                # psycopg's connection itself (this runs on PostgreSQL only), for COPY.
+                driver = cast("psycopg.Connection", connection.connection.dbapi_connection)
+                cursor = driver.cursor()
                 cursor.execute(BOUNDS, (user_id, after, BATCH_ROWS))
-                count, last = cursor.fetchone()
+                # An aggregate without GROUP BY: always exactly one row.
+                [(count, last)] = cursor.fetchall()
                 if not count:
                     return
                 # Integers only, from this code and the database: safe to format in.

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import quotas
-from app.db import db, utcnow
+from app.db import changed_rows, db, utcnow
 from app.emails import new_email
 from app.exports import files, links, pg_copy
 from app.exports.files import file_path  # noqa: F401  (app/api/exports.py serves it)
@@ -190,7 +190,7 @@ def _succeed(written: WrittenFile):
         ).first()
         if owner is None:
             return None
-    changed = db.session.execute(
+    changed = changed_rows(
         update(Export)
         .where(Export.id == export_id, Export.status == ExportStatus.RUNNING)
         .values(
@@ -200,20 +200,22 @@ def _succeed(written: WrittenFile):
             file_name=written.name,
             finished_at=utcnow(),
         )
-    ).rowcount
+    )
     if not changed:
         return None
     if partial.exists():
         # Atomic: the file is whole or absent.
         os.replace(partial, files.finished_path(written.name))
-    export = db.session.get(Export, export_id, populate_existing=True)
+    export = db.session.get_one(Export, export_id, populate_existing=True)
     email, job = _delivery_email(export)
     db.session.add(email)
     return outbox.message_for(job)
 
 
 def _count_posts(user_id: int) -> int:
-    count = db.session.scalar(select(func.count()).select_from(Post).where(Post.user_id == user_id))
+    count = db.session.execute(
+        select(func.count()).select_from(Post).where(Post.user_id == user_id)
+    ).scalar_one()
     db.session.rollback()
     return count
 
@@ -263,7 +265,7 @@ class _Progress:
 
 
 def _delivery_email(export: Export):
-    user = db.session.get(User, export.user_id)
+    user = db.session.get_one(User, export.user_id)
     label = export.format.upper()
     attach = export.bytes <= current_app.config["EXPORT_ATTACH_MAX_BYTES"]
     if attach:

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
-from app.db import database_now, db
+from app.db import changed_rows, database_now, db
 from app.jobs import outbox
 from app.jobs.attempts import lease_is_live
 from app.jobs.broker import current_broker
@@ -125,7 +125,7 @@ def _republish(job: Job, now: datetime) -> int:
     one job in one window), then publish; undo the record if publishing fails."""
     before, status, message = job.published_at, job.status, outbox.message_for(job)
     record = outbox.republishing(job.id, status=status, was=before, at=now)
-    if not db.session.execute(record.values(rescues=Job.rescues + 1)).rowcount:
+    if not changed_rows(record.values(rescues=Job.rescues + 1)):
         db.session.rollback()
         return 0
     db.session.commit()

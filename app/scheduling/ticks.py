@@ -14,7 +14,7 @@ import logging
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db, utcnow
+from app.db import changed_rows, db, utcnow
 from app.jobs import outbox, state
 from app.maintenance.service import Summary, describe
 from app.models import ScheduleState
@@ -42,14 +42,14 @@ def run_due(name: str) -> bool:
     schedule = BY_NAME[name]
     now = utcnow()
     tick = latest_tick(schedule.interval_s, now)
-    claimed = db.session.execute(
+    claimed = changed_rows(
         update(ScheduleState)
         .where(
             ScheduleState.name == name,
             or_(ScheduleState.last_tick_at.is_(None), ScheduleState.last_tick_at < tick),
         )
         .values(last_tick_at=tick, last_run_at=now, interval_s=schedule.interval_s)
-    ).rowcount
+    )
     if not claimed:
         db.session.rollback()
         return False
