@@ -94,7 +94,8 @@ def ensure_rows_patiently(*, first_wait_s: float = 0.5, max_wait_s: float = 15) 
             db.engine.dispose()
             logger.warning(
                 "database not writable yet (%s); trying again in %.1fs",
-                str(error.orig).strip().splitlines()[0], wait_s,
+                str(error.orig).strip().splitlines()[0],
+                wait_s,
             )
         time.sleep(wait_s)
         wait_s = min(wait_s * 2, max_wait_s)

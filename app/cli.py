@@ -57,10 +57,12 @@ def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
     for job in db.session.scalars(newest_first(query, limit=limit)):
         error = f"  {job.error_type}: {job.error_message}" if job.error_type else ""
         # Error texts come from outside (SMTP replies): no escape codes reach the terminal.
-        click.echo(printable(
-            f"{job.id}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<9}  "
-            f"{job.actor:<20}  attempts={job.attempts}{error}"
-        ))
+        click.echo(
+            printable(
+                f"{job.id}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.status:<9}  "
+                f"{job.actor:<20}  attempts={job.attempts}{error}"
+            )
+        )
 
 
 @jobs_cli.command("retry")
@@ -133,10 +135,12 @@ def list_schedules() -> None:
         warning = (
             f"  WARNING: has not run for over {2 * row['interval_s']}s" if row["stale"] else ""
         )
-        click.echo(printable(
-            f"{row['name']:<22} every {row['interval_s']:>5}s  last {last}  "
-            f"next {row['next_run_at']:%Y-%m-%d %H:%M:%S}  {row['last_outcome']}{warning}"
-        ))
+        click.echo(
+            printable(
+                f"{row['name']:<22} every {row['interval_s']:>5}s  last {last}  "
+                f"next {row['next_run_at']:%Y-%m-%d %H:%M:%S}  {row['last_outcome']}{warning}"
+            )
+        )
 
 
 def register_cli(app: Flask) -> None:

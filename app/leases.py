@@ -66,9 +66,10 @@ class LeaseTable:
             values[self.holder.key] = holder
         if session.execute(_quick(update(self.model).where(whose).values(values))).rowcount:
             return True
-        if self.holder is not None and session.execute(
-            select(self.name).where(self.name == name)
-        ).first():
+        if (
+            self.holder is not None
+            and session.execute(select(self.name).where(self.name == name)).first()
+        ):
             return False  # another holds it
         row = {**values, **(created or {}), self.name.key: name}
         session.execute(insert(self.model).values(row))

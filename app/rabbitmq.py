@@ -180,9 +180,7 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
         ):
             del self.connection  # opened without a bound: it would wait its full timeouts
         if getattr(self.state, "connection", None) is None:
-            connection = pika.BlockingConnection(
-                parameters=_bounded(self.parameters, remaining)
-            )
+            connection = pika.BlockingConnection(parameters=_bounded(self.parameters, remaining))
             self.state.connection, self.state.bound = connection, remaining
             self.connections.add(connection)
         return self.state.connection
@@ -279,8 +277,12 @@ class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
         message.channel_number = self.channel_number
         if self.iterator.body_size > MAX_MESSAGE_BYTES:
             # Messages carry ids only: a large one was not made by this application.
-            logger.error("message %.64s is %d bytes (at most %d); dead-lettering it",
-                         message.message_id, self.iterator.body_size, MAX_MESSAGE_BYTES)
+            logger.error(
+                "message %.64s is %d bytes (at most %d); dead-lettering it",
+                message.message_id,
+                self.iterator.body_size,
+                MAX_MESSAGE_BYTES,
+            )
             super().nack(message)
             return None
         headers = getattr(self.iterator.properties, "headers", None) or {}
@@ -298,12 +300,15 @@ class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
         except Exception:
             logger.warning(
                 "could not renew message %s at its delivery limit; running it as it is",
-                message.message_id, exc_info=True,
+                message.message_id,
+                exc_info=True,
             )
             return message
         logger.info(
             "message %s came back %d times (x-delivery-limit %d): published a fresh copy",
-            message.message_id, message.delivery_count, self.delivery_limit,
+            message.message_id,
+            message.delivery_count,
+            self.delivery_limit,
         )
         super().ack(message)
         return None
@@ -323,7 +328,10 @@ class _Consumer(dramatiq_rabbitmq._RabbitmqConsumer):
         logger.info(
             "not sending the %s of message %s: it came on channel #%s, which is gone "
             "(RabbitMQ requeued it then); this is #%d",
-            action, message.message_id, number, self.channel_number,
+            action,
+            message.message_id,
+            number,
+            self.channel_number,
         )
         return False
 

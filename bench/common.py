@@ -250,9 +250,7 @@ class Load:
         return percentile(self.latencies_ms, p)
 
 
-def post_load(
-    port: int, path: str, *, requests: int, clients: int, body, headers: dict
-) -> Load:
+def post_load(port: int, path: str, *, requests: int, clients: int, body, headers: dict) -> Load:
     """``requests`` POSTs from ``clients`` threads, each with a keep-alive
     connection (reopened when the server closes it, as gunicorn's sync workers
     do). ``body(i)`` gives the JSON of request ``i``."""
@@ -319,15 +317,16 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """Rows as an aligned text table; ``columns`` are (key, format spec)."""
     cells = [[key for key, _ in columns]]
     for row in rows:
-        cells.append([
-            "" if row.get(key) is None else format(row[key], spec) for key, spec in columns
-        ])
+        cells.append(
+            ["" if row.get(key) is None else format(row[key], spec) for key, spec in columns]
+        )
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = []
     for n, line in enumerate(cells):
         first = line[0].ljust(widths[0])
-        lines.append("  ".join([first, *(c.rjust(w) for c, w in zip(line[1:], widths[1:],
-                                                                     strict=True))]))
+        lines.append(
+            "  ".join([first, *(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))])
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -341,4 +340,4 @@ def verdict(ratio: float, target: float, *, at_least: bool = True) -> str:
 def sizes(argv: list[str], defaults: list[int]) -> list[int]:
     """Integers from the command line (``2_000`` or ``2000``), else ``defaults``."""
     numbers = [int(re.sub(r"[_,]", "", arg)) for arg in argv if re.fullmatch(r"[\d_,]+", arg)]
-    return numbers + defaults[len(numbers):]
+    return numbers + defaults[len(numbers) :]

@@ -37,14 +37,16 @@ def email(i: int) -> dict:
 
 
 def drive(port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSink) -> dict:
-    warm = common.post_load(port, "/api/emails", requests=WARMUP, clients=clients, body=email,
-                            headers=headers)
+    warm = common.post_load(
+        port, "/api/emails", requests=WARMUP, clients=clients, body=email, headers=headers
+    )
     assert warm.statuses == {202: WARMUP}, warm.statuses
     sink.wait_for(WARMUP, timeout=120)
     time.sleep(0.5)
     sink.reset()
-    load = common.post_load(port, "/api/emails", requests=n, clients=clients, body=email,
-                            headers=headers)
+    load = common.post_load(
+        port, "/api/emails", requests=n, clients=clients, body=email, headers=headers
+    )
     last = sink.wait_for(n, timeout=max(300, n / 5))
     return {
         "enqueue": load.rate,
@@ -62,11 +64,18 @@ def run_toy(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path) -> di
     web = worker = None
     try:
         env = {"TOY_BROKER_URL": vhost.url(), "MAIL_PORT": str(sink.port)}
-        worker = common.dramatiq_worker("toy-worker", ["bench.toy"], processes=PROCESSES,
-                                        threads=THREADS, env=env, log_dir=log_dir)
+        worker = common.dramatiq_worker(
+            "toy-worker",
+            ["bench.toy"],
+            processes=PROCESSES,
+            threads=THREADS,
+            env=env,
+            log_dir=log_dir,
+        )
         port = common.free_port()
-        web = common.gunicorn("toy-web", "bench.toy:app", port=port, env=env, log_dir=log_dir,
-                              args=TOY_GUNICORN)
+        web = common.gunicorn(
+            "toy-web", "bench.toy:app", port=port, env=env, log_dir=log_dir, args=TOY_GUNICORN
+        )
         result = drive(port, {}, n, clients, sink)
         result["web"] = "gunicorn 2 sync workers"
         return result
@@ -77,8 +86,9 @@ def run_toy(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path) -> di
         vhost.delete()
 
 
-def run_project(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path,
-                profile_dir: Path | None = None) -> dict:
+def run_project(
+    n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path, profile_dir: Path | None = None
+) -> dict:
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
     app = web = worker = None
     spies = []
@@ -87,30 +97,60 @@ def run_project(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path,
         _, token = project.user_and_token(app)
         env = project.env(database, vhost, sink.port)
         settings = common.gunicorn_settings(env)
-        worker = common.dramatiq_worker("project-worker", ["actors"], processes=PROCESSES,
-                                        threads=THREADS, env=env, log_dir=log_dir)
+        worker = common.dramatiq_worker(
+            "project-worker",
+            ["actors"],
+            processes=PROCESSES,
+            threads=THREADS,
+            env=env,
+            log_dir=log_dir,
+        )
         port = common.free_port()
-        web = common.gunicorn("project-web", "app:create_app()", port=port, env=env,
-                              log_dir=log_dir, args=["-c", "deploy/gunicorn.conf.py"])
+        web = common.gunicorn(
+            "project-web",
+            "app:create_app()",
+            port=port,
+            env=env,
+            log_dir=log_dir,
+            args=["-c", "deploy/gunicorn.conf.py"],
+        )
         headers = {"Authorization": f"Bearer {token}"}
         if profile_dir:
             worker_pid = _worker_pids(worker)[0]
             for idle in (False, True):
                 suffix = "-idle" if idle else ""
-                spies.append(profiling.record(
-                    f"spy-web{suffix}", web.pid, profile_dir / f"web{suffix}.txt",
-                    log_dir=log_dir, idle=idle, subprocesses=True))
-                spies.append(profiling.record(
-                    f"spy-worker{suffix}", worker_pid, profile_dir / f"worker{suffix}.txt",
-                    log_dir=log_dir, idle=idle, subprocesses=False))
+                spies.append(
+                    profiling.record(
+                        f"spy-web{suffix}",
+                        web.pid,
+                        profile_dir / f"web{suffix}.txt",
+                        log_dir=log_dir,
+                        idle=idle,
+                        subprocesses=True,
+                    )
+                )
+                spies.append(
+                    profiling.record(
+                        f"spy-worker{suffix}",
+                        worker_pid,
+                        profile_dir / f"worker{suffix}.txt",
+                        log_dir=log_dir,
+                        idle=idle,
+                        subprocesses=False,
+                    )
+                )
             time.sleep(1)
         result = drive(port, headers, n, clients, sink)
         for spy in spies:
             profiling.stop(spy)
         # The last emails are at the sink; their jobs' last writes may still be landing.
         with contextlib.suppress(TimeoutError):  # the counts below say which did not
-            common.wait_for(lambda: not _unfinished(app), timeout=30, interval=0.2,
-                            what="the last jobs to finish")
+            common.wait_for(
+                lambda: not _unfinished(app),
+                timeout=30,
+                interval=0.2,
+                what="the last jobs to finish",
+            )
         counts = project.status_counts(app, "send_email")
         result["jobs"] = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
         result["web"] = (
@@ -146,10 +186,13 @@ def main(argv: list[str]) -> None:
         at = argv.index("--profile")
         profile_dir = Path(argv[at + 1]).resolve()
         profile_dir.mkdir(parents=True, exist_ok=True)
-        argv = argv[:at] + argv[at + 2:]
+        argv = argv[:at] + argv[at + 2 :]
     n, clients = common.sizes(argv, [2000, 16])
-    print(f"end to end: {n:,} emails, {clients} HTTP clients, workers {PROCESSES} processes x "
-          f"{THREADS} threads, one SMTP sink for both", flush=True)
+    print(
+        f"end to end: {n:,} emails, {clients} HTTP clients, workers {PROCESSES} processes x "
+        f"{THREADS} threads, one SMTP sink for both",
+        flush=True,
+    )
     sink = smtp_sink.SmtpSink().start()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         log_dir = profile_dir or Path(tmp)  # when profiling, keep every log beside the profiles
@@ -161,20 +204,38 @@ def main(argv: list[str]) -> None:
     rows = [dict(ours, what="project")]
     if toy:
         rows.insert(0, dict(toy, what="toy"))
-    print(common.table(rows, [("what", ""), ("enqueue", ",.0f"), ("p50", ".1f"), ("p99", ".1f"),
-                              ("e2e", ",.0f"), ("seconds", ".1f"), ("errors", "d"),
-                              ("per_conn", ".1f")]))
-    print("(enqueue: HTTP req/s; p50/p99: request ms; e2e: emails/s from the first request to"
-          " the last email at the sink; per_conn: emails per SMTP connection)")
+    print(
+        common.table(
+            rows,
+            [
+                ("what", ""),
+                ("enqueue", ",.0f"),
+                ("p50", ".1f"),
+                ("p99", ".1f"),
+                ("e2e", ",.0f"),
+                ("seconds", ".1f"),
+                ("errors", "d"),
+                ("per_conn", ".1f"),
+            ],
+        )
+    )
+    print(
+        "(enqueue: HTTP req/s; p50/p99: request ms; e2e: emails/s from the first request to"
+        " the last email at the sink; per_conn: emails per SMTP connection)"
+    )
     for row in rows:
         print(f"{row['what']} web: {row['web']}")
     print(f"project jobs: {ours['jobs']}")
     if toy:
         e2e, enq = ours["e2e"] / toy["e2e"], ours["enqueue"] / toy["enqueue"]
-        print(f"RESULT e2e: project {ours['e2e']:,.0f} emails/s, toy {toy['e2e']:,.0f}, "
-              f"ratio {e2e:.2f} (target >= {TARGET}: {common.verdict(e2e, TARGET)})")
-        print(f"RESULT e2e HTTP enqueue: project {ours['enqueue']:,.0f} req/s, toy "
-              f"{toy['enqueue']:,.0f}, ratio {enq:.2f}")
+        print(
+            f"RESULT e2e: project {ours['e2e']:,.0f} emails/s, toy {toy['e2e']:,.0f}, "
+            f"ratio {e2e:.2f} (target >= {TARGET}: {common.verdict(e2e, TARGET)})"
+        )
+        print(
+            f"RESULT e2e HTTP enqueue: project {ours['enqueue']:,.0f} req/s, toy "
+            f"{toy['enqueue']:,.0f}, ratio {enq:.2f}"
+        )
     if profile_dir:
         print("(under py-spy: figures perturbed by the profilers)")
         for name, focus in (("web", "handle_request"), ("worker", "process_message")):

@@ -27,20 +27,33 @@ def email(i: int) -> dict:
 
 
 def measure(port: int, headers: dict, n: int, clients: int) -> dict:
-    warm = common.post_load(port, "/api/emails", requests=WARMUP, clients=clients, body=email,
-                            headers=headers)
+    warm = common.post_load(
+        port, "/api/emails", requests=WARMUP, clients=clients, body=email, headers=headers
+    )
     assert warm.statuses == {202: WARMUP}, warm.statuses
-    load = common.post_load(port, "/api/emails", requests=n, clients=clients, body=email,
-                            headers=headers)
-    return {"rate": load.rate, "p50": load.percentile(50), "p90": load.percentile(90),
-            "p99": load.percentile(99), "errors": n - load.statuses[202]}
+    load = common.post_load(
+        port, "/api/emails", requests=n, clients=clients, body=email, headers=headers
+    )
+    return {
+        "rate": load.rate,
+        "p50": load.percentile(50),
+        "p90": load.percentile(90),
+        "p99": load.percentile(99),
+        "errors": n - load.statuses[202],
+    }
 
 
 def run_trivial(n: int, clients: int, log_dir: Path) -> dict:
     port, web = common.free_port(), None
     try:
-        web = common.gunicorn("trivial-web", "bench.trivial:create_app()", port=port, env={},
-                              log_dir=log_dir, args=GUNICORN)
+        web = common.gunicorn(
+            "trivial-web",
+            "bench.trivial:create_app()",
+            port=port,
+            env={},
+            log_dir=log_dir,
+            args=GUNICORN,
+        )
         return {"what": "trivial endpoint", **measure(port, {}, n, clients)}
     finally:
         if web:
@@ -54,9 +67,14 @@ def run_project(n: int, clients: int, log_dir: Path) -> dict:
         app = project.database_app(database)
         _, token = project.user_and_token(app)
         port = common.free_port()
-        web = common.gunicorn("project-web", "app:create_app()", port=port,
-                              env=project.env(database, vhost, 25), log_dir=log_dir,
-                              args=GUNICORN)
+        web = common.gunicorn(
+            "project-web",
+            "app:create_app()",
+            port=port,
+            env=project.env(database, vhost, 25),
+            log_dir=log_dir,
+            args=GUNICORN,
+        )
         headers = {"Authorization": f"Bearer {token}"}
         return {"what": "project POST /api/emails", **measure(port, headers, n, clients)}
     finally:
@@ -71,23 +89,41 @@ def run_project(n: int, clients: int, log_dir: Path) -> dict:
 def main(argv: list[str]) -> None:
     n, clients = common.sizes(argv, [3000, 16])
     settings = common.gunicorn_settings()
-    print(f"HTTP enqueue: {n:,} requests, {clients} keep-alive clients; both on gunicorn "
-          f"-c deploy/gunicorn.conf.py: {settings['workers']} {settings['worker_class']} "
-          f"workers x {settings['threads']} threads", flush=True)
+    print(
+        f"HTTP enqueue: {n:,} requests, {clients} keep-alive clients; both on gunicorn "
+        f"-c deploy/gunicorn.conf.py: {settings['workers']} {settings['worker_class']} "
+        f"workers x {settings['threads']} threads",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-enqueue-") as tmp:
         trivial = run_trivial(n, clients, Path(tmp))
         ours = run_project(n, clients, Path(tmp))
     ratio = ours["rate"] / trivial["rate"]
     ours["ratio"], trivial["ratio"] = ratio, 1.0
-    print(common.table([trivial, ours], [("what", ""), ("rate", ",.0f"), ("p50", ".1f"),
-                                          ("p90", ".1f"), ("p99", ".1f"), ("errors", "d"),
-                                          ("ratio", ".2f")]))
+    print(
+        common.table(
+            [trivial, ours],
+            [
+                ("what", ""),
+                ("rate", ",.0f"),
+                ("p50", ".1f"),
+                ("p90", ".1f"),
+                ("p99", ".1f"),
+                ("errors", "d"),
+                ("ratio", ".2f"),
+            ],
+        )
+    )
     print("(rate: req/s; p50/p90/p99: ms per request; ratio: against the trivial endpoint)")
-    print(f"RESULT enqueue: project {ours['rate']:,.0f} req/s, trivial {trivial['rate']:,.0f}, "
-          f"ratio {ratio:.2f} (target >= {TARGET_RATIO}: {common.verdict(ratio, TARGET_RATIO)})")
-    print(f"RESULT enqueue p99: project {ours['p99']:.1f} ms (p50 {ours['p50']:.1f} ms; target <"
-          f" {TARGET_P99_MS} ms: "
-          f"{common.verdict(ours['p99'], TARGET_P99_MS, at_least=False)})")
+    print(
+        f"RESULT enqueue: project {ours['rate']:,.0f} req/s, trivial {trivial['rate']:,.0f}, "
+        f"ratio {ratio:.2f} (target >= {TARGET_RATIO}: {common.verdict(ratio, TARGET_RATIO)})"
+    )
+    print(
+        f"RESULT enqueue p99: project {ours['p99']:.1f} ms (p50 {ours['p50']:.1f} ms; target <"
+        f" {TARGET_P99_MS} ms: "
+        f"{common.verdict(ours['p99'], TARGET_P99_MS, at_least=False)})"
+    )
 
 
 if __name__ == "__main__":

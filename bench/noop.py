@@ -50,8 +50,13 @@ def run_project(n: int, log_dir: Path) -> dict:
                 outbox.commit_and_publish(*jobs)
         enqueue_s = time.perf_counter() - started
         worker = common.dramatiq_worker(
-            "project-noop", ["actors", "bench.noop_actors"], processes=PROCESSES,
-            threads=THREADS, env=project.env(database, vhost, 25), log_dir=log_dir)
+            "project-noop",
+            ["actors", "bench.noop_actors"],
+            processes=PROCESSES,
+            threads=THREADS,
+            env=project.env(database, vhost, 25),
+            log_dir=log_dir,
+        )
 
         def done():
             worker.check()
@@ -63,8 +68,13 @@ def run_project(n: int, log_dir: Path) -> dict:
         common.wait_for(done, timeout=max(600, n / 20), interval=0.5, what="project no-op jobs")
         first, last = project.span(app, BENCH_NOOP.actor)
         seconds = (last - first).total_seconds()
-        return {"what": "project (full job state)", "settings": f"{PROCESSES}x{THREADS}",
-                "enqueue_s": enqueue_s, "seconds": seconds, "rate": n / seconds}
+        return {
+            "what": "project (full job state)",
+            "settings": f"{PROCESSES}x{THREADS}",
+            "enqueue_s": enqueue_s,
+            "seconds": seconds,
+            "rate": n / seconds,
+        }
     finally:
         if worker:
             worker.stop()
@@ -87,17 +97,34 @@ def run_bare(n: int, log_dir: Path) -> dict:
         broker.declare_queue("bare_noop")
         started = time.perf_counter()
         for _ in range(n):
-            broker.enqueue(dramatiq.Message(queue_name="bare_noop", actor_name="noop", args=(),
-                                            kwargs={}, options={}))
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="bare_noop", actor_name="noop", args=(), kwargs={}, options={}
+                )
+            )
         enqueue_s = time.perf_counter() - started
         worker = common.dramatiq_worker(
-            "bare-noop", ["bench.bare_noop"], processes=PROCESSES, threads=THREADS,
-            env={"BENCH_BROKER_URL": vhost.url(), **counter.env}, log_dir=log_dir)
-        common.wait_for(lambda: worker.check() and counter.count >= n,
-                        timeout=max(300, n / 50), interval=0.05, what="bare no-op jobs")
+            "bare-noop",
+            ["bench.bare_noop"],
+            processes=PROCESSES,
+            threads=THREADS,
+            env={"BENCH_BROKER_URL": vhost.url(), **counter.env},
+            log_dir=log_dir,
+        )
+        common.wait_for(
+            lambda: worker.check() and counter.count >= n,
+            timeout=max(300, n / 50),
+            interval=0.05,
+            what="bare no-op jobs",
+        )
         seconds = counter.last - counter.first
-        return {"what": "bare Dramatiq", "settings": f"{PROCESSES}x{THREADS}",
-                "enqueue_s": enqueue_s, "seconds": seconds, "rate": n / seconds}
+        return {
+            "what": "bare Dramatiq",
+            "settings": f"{PROCESSES}x{THREADS}",
+            "enqueue_s": enqueue_s,
+            "seconds": seconds,
+            "rate": n / seconds,
+        }
     finally:
         if worker:
             worker.stop()
@@ -121,18 +148,41 @@ def run_celery(n: int, concurrency: int, log_dir: Path) -> dict:
         enqueue_s = time.perf_counter() - started
         worker = common.Process(
             "celery-noop",
-            [str(common.BIN / "celery"), "-A", "bench.celery_noop", "worker", "--pool", "prefork",
-             "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "-Q", celery_noop.QUEUE],
+            [
+                str(common.BIN / "celery"),
+                "-A",
+                "bench.celery_noop",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-Q",
+                celery_noop.QUEUE,
+            ],
             # Celery reads BROKER_URL from the environment too (this process sets stub://).
             env={"BENCH_BROKER_URL": vhost.url(), "BROKER_URL": vhost.url(), **counter.env},
-            log_dir=log_dir)
-        common.wait_for(lambda: worker.check() and counter.count >= n,
-                        timeout=max(300, n / 20), interval=0.05, what="celery no-op tasks")
+            log_dir=log_dir,
+        )
+        common.wait_for(
+            lambda: worker.check() and counter.count >= n,
+            timeout=max(300, n / 20),
+            interval=0.05,
+            what="celery no-op tasks",
+        )
         seconds = counter.last - counter.first
-        return {"what": "Celery (prefork, no result backend)",
-                "settings": f"prefork {concurrency}", "enqueue_s": enqueue_s,
-                "seconds": seconds, "rate": n / seconds}
+        return {
+            "what": "Celery (prefork, no result backend)",
+            "settings": f"prefork {concurrency}",
+            "enqueue_s": enqueue_s,
+            "seconds": seconds,
+            "rate": n / seconds,
+        }
     finally:
         if worker:
             worker.stop()
@@ -143,8 +193,11 @@ def run_celery(n: int, concurrency: int, log_dir: Path) -> dict:
 
 def main(argv: list[str]) -> None:
     n, concurrency = common.sizes(argv, [20_000, PROCESSES * THREADS])
-    print(f"no-op jobs: {n:,} queued before the workers start; Dramatiq {PROCESSES} processes x"
-          f" {THREADS} threads, Celery prefork concurrency {concurrency}", flush=True)
+    print(
+        f"no-op jobs: {n:,} queued before the workers start; Dramatiq {PROCESSES} processes x"
+        f" {THREADS} threads, Celery prefork concurrency {concurrency}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
         log_dir = Path(tmp)
         bare = run_bare(n, log_dir)
@@ -153,18 +206,35 @@ def main(argv: list[str]) -> None:
     rows = [bare, celery, ours]
     for row in rows:
         row["ratio"] = ours["rate"] / row["rate"]
-    print(common.table(rows, [("what", ""), ("settings", ""), ("enqueue_s", ".1f"),
-                              ("seconds", ".1f"), ("rate", ",.0f"), ("ratio", ".2f")]))
-    print("(rate: jobs/s from the first job started to the last done; ratio: project / row;"
-          " enqueue_s: time to queue them, not in the rate)")
+    print(
+        common.table(
+            rows,
+            [
+                ("what", ""),
+                ("settings", ""),
+                ("enqueue_s", ".1f"),
+                ("seconds", ".1f"),
+                ("rate", ",.0f"),
+                ("ratio", ".2f"),
+            ],
+        )
+    )
+    print(
+        "(rate: jobs/s from the first job started to the last done; ratio: project / row;"
+        " enqueue_s: time to queue them, not in the rate)"
+    )
     r_bare, r_celery = ours["rate"] / bare["rate"], ours["rate"] / celery["rate"]
-    print(f"RESULT no-op: project {ours['rate']:,.0f} jobs/s, bare Dramatiq {bare['rate']:,.0f}, "
-          f"ratio {r_bare:.2f} (target >= {TARGET_DRAMATIQ}: "
-          f"{common.verdict(r_bare, TARGET_DRAMATIQ)})")
-    print(f"RESULT no-op vs Celery: project {ours['rate']:,.0f} jobs/s, Celery "
-          f"{celery['rate']:,.0f}, ratio {r_celery:.2f} (target >= {TARGET_CELERY}: "
-          f"{common.verdict(r_celery, TARGET_CELERY)}); bare Dramatiq / Celery "
-          f"{bare['rate'] / celery['rate']:.2f}")
+    print(
+        f"RESULT no-op: project {ours['rate']:,.0f} jobs/s, bare Dramatiq {bare['rate']:,.0f}, "
+        f"ratio {r_bare:.2f} (target >= {TARGET_DRAMATIQ}: "
+        f"{common.verdict(r_bare, TARGET_DRAMATIQ)})"
+    )
+    print(
+        f"RESULT no-op vs Celery: project {ours['rate']:,.0f} jobs/s, Celery "
+        f"{celery['rate']:,.0f}, ratio {r_celery:.2f} (target >= {TARGET_CELERY}: "
+        f"{common.verdict(r_celery, TARGET_CELERY)}); bare Dramatiq / Celery "
+        f"{bare['rate'] / celery['rate']:.2f}"
+    )
 
 
 if __name__ == "__main__":

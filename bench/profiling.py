@@ -20,8 +20,19 @@ from bench.common import BIN, Process
 
 
 def record(name: str, pid: int, out: Path, *, log_dir: Path, idle: bool, subprocesses: bool):
-    command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
-               "--output", str(out), "--rate", "100", "--nonblocking"]
+    command = [
+        str(BIN / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--rate",
+        "100",
+        "--nonblocking",
+    ]
     if idle:
         command.append("--idle")
     if subprocesses:

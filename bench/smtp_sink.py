@@ -31,8 +31,14 @@ class SmtpSink:
         self._ready = context.Event()
         self._process = context.Process(
             target=_serve_smtp,
-            args=(self.port, self._messages, self._connections, self._first, self._last,
-                  self._ready),
+            args=(
+                self.port,
+                self._messages,
+                self._connections,
+                self._first,
+                self._last,
+                self._ready,
+            ),
             daemon=True,
         )
 
@@ -65,8 +71,12 @@ class SmtpSink:
 
     def wait_for(self, count: int, *, timeout: float) -> float:
         """Wait until ``count`` messages arrived; the last one's arrival time."""
-        wait_for(lambda: self.messages >= count, timeout=timeout, interval=0.02,
-                 what=f"{count} emails at the sink (got {self.messages})")
+        wait_for(
+            lambda: self.messages >= count,
+            timeout=timeout,
+            interval=0.02,
+            what=f"{count} emails at the sink (got {self.messages})",
+        )
         return self.last
 
     def stop(self) -> None:
@@ -105,8 +115,9 @@ def _serve_smtp(port, messages, connections, first, last, ready) -> None:
             writer.close()
 
     async def main():
-        server = await asyncio.start_server(session, HOST, port, limit=64 * 1024 * 1024,
-                                            backlog=512)
+        server = await asyncio.start_server(
+            session, HOST, port, limit=64 * 1024 * 1024, backlog=512
+        )
         ready.set()
         async with server:
             await server.serve_forever()

@@ -21,7 +21,9 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from flask import Flask, jsonify, request
 
-broker = RabbitmqBroker(url=os.environ.get("TOY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
+broker = RabbitmqBroker(
+    url=os.environ.get("TOY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+)
 dramatiq.set_broker(broker)
 
 SMTP_HOST = os.environ.get("MAIL_SERVER", "127.0.0.1")

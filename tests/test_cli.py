@@ -91,8 +91,10 @@ def test_jobs_list_passes_no_terminal_escape_codes(app):
 )
 def test_users_create_refuses_a_look_alike_of_an_existing_address(app, look_alike):
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["users", "create", "ivy@example.com", "--password", PASSWORD]
-                         ).exit_code == 0
+    assert (
+        runner.invoke(args=["users", "create", "ivy@example.com", "--password", PASSWORD]).exit_code
+        == 0
+    )
     again = runner.invoke(args=["users", "create", look_alike, "--password", PASSWORD])
     assert again.exit_code != 0 and "already exists" in again.output
 

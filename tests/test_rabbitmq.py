@@ -114,7 +114,11 @@ class _Channel:
 def _delivery(tag: int, message_id: str, delivery_count: int = 0):
     headers = {"x-delivery-count": delivery_count} if delivery_count else None
     body = dramatiq.Message(
-        queue_name="emails", actor_name="send_email", args=(), kwargs={}, options={},
+        queue_name="emails",
+        actor_name="send_email",
+        args=(),
+        kwargs={},
+        options={},
         message_id=message_id,
     ).encode()
     method = SimpleNamespace(delivery_tag=tag, redelivered=False)
@@ -148,8 +152,10 @@ def test_an_ack_for_a_message_of_an_earlier_channel_is_not_sent_on_the_new_one(c
     # Given a message in progress from a channel that is gone, and a new channel
     # whose delivery tags start again at 1
     broker = rabbitmq.RabbitmqBroker(middleware=[])
-    old, new = _Channel([_delivery(1, "a"), _delivery(2, "b")]), _Channel([_delivery(1, "c"),
-                                                                        _delivery(2, "d")])
+    old, new = (
+        _Channel([_delivery(1, "a"), _delivery(2, "b")]),
+        _Channel([_delivery(1, "c"), _delivery(2, "d")]),
+    )
     channels.extend([old, new])
     first = _consumer(broker)
     _, in_progress = next(first), next(first)
@@ -242,15 +248,21 @@ def test_outside_a_budget_a_thread_opens_connections_with_the_configured_timeout
 
     assert (bounded.blocked_connection_timeout, bounded.stack_timeout) == (2.0, 2.0)
     assert (broker.parameters.blocked_connection_timeout, broker.parameters.stack_timeout) == (
-        10, 5)
+        10,
+        5,
+    )
 
 
 def test_a_message_larger_than_any_this_application_makes_is_dead_lettered_unrun(channels):
     broker = rabbitmq.RabbitmqBroker(middleware=[])
     method, properties, _ = _delivery(1, "huge")
     huge = dramatiq.Message(
-        queue_name="emails", actor_name="send_email", args=("x" * 100_000,), kwargs={},
-        options={}, message_id="huge",
+        queue_name="emails",
+        actor_name="send_email",
+        args=("x" * 100_000,),
+        kwargs={},
+        options={},
+        message_id="huge",
     ).encode()
     channel = _Channel([(method, properties, huge), _delivery(2, "small")])
     channels.append(channel)
@@ -289,9 +301,7 @@ def test_queue_depth_counts_ready_and_delayed_messages_on_rabbitmq_and_on_the_st
 
 
 @pytest.mark.rabbitmq
-def test_publish_declares_the_queue_and_a_bounded_publish_reaches_rabbitmq(
-    rabbitmq_broker, vhost
-):
+def test_publish_declares_the_queue_and_a_bounded_publish_reaches_rabbitmq(rabbitmq_broker, vhost):
     rabbitmq_broker.publish(_message("exports"), within=5)
     rabbitmq_broker.publish(_message("exports"))
 

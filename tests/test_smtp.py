@@ -40,9 +40,7 @@ def test_keepalive_0_opens_a_connection_per_email(app, smtp_server, sending):
     assert smtp_server.recorder.sessions == 3
 
 
-def test_a_kept_connection_the_server_dropped_is_replaced(
-    app, smtp_server, sending, monkeypatch
-):
+def test_a_kept_connection_the_server_dropped_is_replaced(app, smtp_server, sending, monkeypatch):
     proxy = TcpProxy("127.0.0.1", smtp_server.port).start()
     app.config["MAIL_PORT"] = proxy.port
     app.extensions["mail"].port = proxy.port
@@ -133,9 +131,7 @@ def test_before_data_that_raises_sends_nothing_and_its_exception_comes_out(
     assert smtp_server.recorder.sessions == 2
 
 
-def test_a_connection_lost_before_the_end_of_data_is_an_ordinary_error(
-    app, smtp_server, sending
-):
+def test_a_connection_lost_before_the_end_of_data_is_an_ordinary_error(app, smtp_server, sending):
     proxy = TcpProxy("127.0.0.1", smtp_server.port).start()
     app.extensions["mail"].port = proxy.port
     try:

@@ -132,13 +132,16 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
     """
     now = utcnow()
     rows = values(
-        column("id", String), column("series", Integer), column("token", String),
-        column("worker", String), column("actor", String), column("args", String),
+        column("id", String),
+        column("series", Integer),
+        column("token", String),
+        column("worker", String),
+        column("actor", String),
+        column("args", String),
         name="wanted",
-    ).data([
-        (r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args))
-        for r in requests
-    ])
+    ).data(
+        [(r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args)) for r in requests]
+    )
     wanted = rows.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
     takeover = (Job.status == JobStatus.RUNNING) & ~lease_is_live()
     claimed_rows = db.session.execute(
@@ -161,12 +164,29 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
             next_retry_at=None,
             finished_at=None,
         )
-        .returning(Job.id, Job.actor, Job.attempts, Job.retries, Job.max_retries,
-                   Job.published_at, Job.claim),
+        .returning(
+            Job.id,
+            Job.actor,
+            Job.attempts,
+            Job.retries,
+            Job.max_retries,
+            Job.published_at,
+            Job.claim,
+        ),
         execution_options={"synchronize_session": False},
     ).all()
-    claimed = {row.id: Claim(row.id, row.actor, row.attempts, row.claim, row.retries,
-                             row.max_retries, row.published_at) for row in claimed_rows}
+    claimed = {
+        row.id: Claim(
+            row.id,
+            row.actor,
+            row.attempts,
+            row.claim,
+            row.retries,
+            row.max_retries,
+            row.published_at,
+        )
+        for row in claimed_rows
+    }
     taken_over = [claim.job_id for claim in claimed.values() if claim.attempt > 1]
     if taken_over:
         # Only a takeover finds an attempt still open: its worker stopped mid-job.
@@ -179,8 +199,10 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
     if claimed:
         db.session.execute(
             insert(JobAttempt),
-            [{"job_id": c.job_id, "attempt": c.attempt, "started_at": now}
-             for c in claimed.values()],
+            [
+                {"job_id": c.job_id, "attempt": c.attempt, "started_at": now}
+                for c in claimed.values()
+            ],
         )
     results: list[Claim | None | Exception] = []
     runnable: dict[str, list[str]] = {}
@@ -217,8 +239,15 @@ def _claimed_before(request: StartAttempt) -> Claim | None:
         )
     ).first()
     if row is not None:
-        return Claim(request.job_id, row.actor, row.attempts, request.token, row.retries,
-                     row.max_retries, row.published_at)
+        return Claim(
+            request.job_id,
+            row.actor,
+            row.attempts,
+            request.token,
+            row.retries,
+            row.max_retries,
+            row.published_at,
+        )
     job = db.session.execute(select(Job.actor, Job.args).where(Job.id == request.job_id)).first()
     if job is None:
         raise JobNotFound(request.job_id)
@@ -265,7 +294,9 @@ def fail(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> bo
         status = {"status": JobStatus.FAILED, "finished_at": now}
     else:
         status = {
-            "status": JobStatus.RETRYING, "next_retry_at": retry_at, "retries": Job.retries + 1
+            "status": JobStatus.RETRYING,
+            "next_retry_at": retry_at,
+            "retries": Job.retries + 1,
         }
     changed = changed_rows(
         update(Job)

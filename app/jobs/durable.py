@@ -265,8 +265,11 @@ class _Writer:
                     if not alone:
                         raise _Split() from error
                     if kind is ErrorKind.STUCK:
-                        logger.warning("state write %s is stuck (%s); retrying it on its own",
-                                       batch[0].change.name, _reason(error))
+                        logger.warning(
+                            "state write %s is stuck (%s); retrying it on its own",
+                            batch[0].change.name,
+                            _reason(error),
+                        )
                         self.slow.put(batch[0])
                         return
                     batch[0].finish(error)
@@ -292,8 +295,10 @@ def _limit_waits() -> None:
     """On PostgreSQL, bound this transaction's waits for locks and statements."""
     if db.engine.dialect.name == "postgresql":
         db.session.execute(
-            text("SELECT set_config('lock_timeout', :lock, true),"
-                 " set_config('statement_timeout', :statement, true)"),
+            text(
+                "SELECT set_config('lock_timeout', :lock, true),"
+                " set_config('statement_timeout', :statement, true)"
+            ),
             {"lock": f"{LOCK_TIMEOUT_MS}ms", "statement": f"{STATEMENT_TIMEOUT_MS}ms"},
         )
 

@@ -88,8 +88,11 @@ class JobState(Middleware):
             return
         busy = sum(thread.is_alive() for thread in worker.workers)
         if busy:
-            logger.warning("%d job(s) still running at the end of the shutdown timeout; "
-                           "they are taken over once this worker's lease expires", busy)
+            logger.warning(
+                "%d job(s) still running at the end of the shutdown timeout; "
+                "they are taken over once this worker's lease expires",
+                busy,
+            )
         self.lease.stop(release=not busy)
 
     def before_nack(self, broker, message):
@@ -118,15 +121,17 @@ class JobState(Middleware):
         try:
             claim = durable.write(attempts.start_attempt, request)
         except (state.JobNotFound, attempts.MessageMismatch) as refused:
-            logger.error("message %s refused (%s); dead-lettering it", message.message_id,
-                         type(refused).__name__)
+            logger.error(
+                "message %s refused (%s); dead-lettering it",
+                message.message_id,
+                type(refused).__name__,
+            )
             message.fail()
             raise SkipMessage() from None
         except Exception as error:
             # Not an outage (durable.write waits those out): never run unclaimed,
             # and leave the job in a state that says why.
-            logger.critical("could not claim job %s; failing it", message.message_id,
-                            exc_info=True)
+            logger.critical("could not claim job %s; failing it", message.message_id, exc_info=True)
             _write_fallback(outcomes.fail_unclaimable, Unclaimable(message.message_id, error))
             message.fail()
             raise SkipMessage() from None
@@ -155,8 +160,11 @@ class JobState(Middleware):
             try:
                 broker.enqueue(retry, delay=outcome.delay_ms)
             except Exception:
-                logger.warning("job %s: its retry was not published; the rescue will publish it",
-                               claim.job_id, exc_info=True)
+                logger.warning(
+                    "job %s: its retry was not published; the rescue will publish it",
+                    claim.job_id,
+                    exc_info=True,
+                )
 
     def after_skip_message(self, broker, message):
         _set_claim(None)
@@ -177,8 +185,11 @@ def _record(outcome: Outcome) -> bool:
     try:
         return durable.write(outcomes.record, outcome)
     except Exception as error:
-        logger.error("job %s: its outcome could not be recorded; failing it",
-                     outcome.claim.job_id, exc_info=True)
+        logger.error(
+            "job %s: its outcome could not be recorded; failing it",
+            outcome.claim.job_id,
+            exc_info=True,
+        )
         claim = outcome.claim
         if not _write_fallback(outcomes.fail_unrecorded, Unrecorded(claim, error)):
             _write_fallback(outcomes.fail_unrecorded, Unrecorded(claim, error, hooks=False))

@@ -131,12 +131,17 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
     still owned their job."""
     now = utcnow()
     values_list = values(
-        column("id", String), column("attempt", Integer), column("token", String),
-        column("result", JSON), name="owned",
-    ).data([
-        (o.claim.job_id, o.claim.attempt, o.claim.token, storable_json(o.result))
-        for o in successes
-    ])
+        column("id", String),
+        column("attempt", Integer),
+        column("token", String),
+        column("result", JSON),
+        name="owned",
+    ).data(
+        [
+            (o.claim.job_id, o.claim.attempt, o.claim.token, storable_json(o.result))
+            for o in successes
+        ]
+    )
     rows = values_list.cte("owned")
     db.session.execute(
         update(JobAttempt)
@@ -198,13 +203,20 @@ def _fail_unrecorded(request: Unrecorded) -> None:
     failure.__cause__ = error
     now = utcnow()
     error_type, message, trace = describe(failure)
-    close_attempt(claim, outcome=JobStatus.FAILED, finished_at=now, error_type=error_type,
-                  error_message=message, traceback=trace)
+    close_attempt(
+        claim,
+        outcome=JobStatus.FAILED,
+        finished_at=now,
+        error_type=error_type,
+        error_message=message,
+        traceback=trace,
+    )
     changed = changed_rows(
         update(Job)
         .where(owned(claim))
-        .values(status=JobStatus.FAILED, finished_at=now, error_type=error_type,
-                error_message=message)
+        .values(
+            status=JobStatus.FAILED, finished_at=now, error_type=error_type, error_message=message
+        )
     )
     if changed and request.hooks:
         kinds.of(claim.actor).given_up([claim.job_id])
@@ -232,8 +244,13 @@ def _fail_unclaimable(request: Unclaimable) -> None:
     actor = db.session.execute(
         update(Job)
         .where(Job.id == job_id, claimable)
-        .values(status=JobStatus.FAILED, finished_at=now, next_retry_at=None,
-                error_type=error_type, error_message=message)
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            next_retry_at=None,
+            error_type=error_type,
+            error_message=message,
+        )
         .returning(Job.actor)
     ).scalar()
     if actor is None:
@@ -258,9 +275,7 @@ class Progress:
 
 def _set_progress(request: Progress) -> None:
     db.session.execute(
-        update(Job)
-        .where(owned(request.claim))
-        .values(progress=max(0, min(100, request.percent)))
+        update(Job).where(owned(request.claim)).values(progress=max(0, min(100, request.percent)))
     )
 
 

@@ -81,9 +81,10 @@ class WorkerLease:
     def wait_live(self, timeout: float) -> bool:
         """Wait until live (True), or stopped or ``timeout`` seconds passed (False)."""
         with self._renewed:
-            return self._renewed.wait_for(
-                lambda: self.live() or self._stop.is_set(), timeout=timeout
-            ) and self.live()
+            return (
+                self._renewed.wait_for(lambda: self.live() or self._stop.is_set(), timeout=timeout)
+                and self.live()
+            )
 
     @property
     def stopped(self) -> bool:
@@ -135,8 +136,9 @@ class WorkerLease:
                 with self.engine.begin() as connection:
                     connection.execute(delete(Worker).where(Worker.id == self.id))
             except Exception as error:
-                logger.warning("could not release worker lease %s (%s); it expires by itself",
-                               self.id, error)
+                logger.warning(
+                    "could not release worker lease %s (%s); it expires by itself", self.id, error
+                )
         self.engine.dispose()
 
     def _run(self) -> None:
@@ -150,11 +152,13 @@ class WorkerLease:
             self.renew()
             return True
         except WriterStalled as stalled:
-            logger.error("worker lease %s not renewed: %s; its jobs will be taken over",
-                         self.id, stalled)
+            logger.error(
+                "worker lease %s not renewed: %s; its jobs will be taken over", self.id, stalled
+            )
         except Exception as error:
-            logger.warning("worker lease not renewed (%s); trying again",
-                           getattr(error, "orig", None) or error)
+            logger.warning(
+                "worker lease not renewed (%s); trying again", getattr(error, "orig", None) or error
+            )
         return False
 
 

@@ -140,7 +140,9 @@ def _republish(job: Job, now: datetime) -> int:
         db.session.commit()
         return 0
     logger.warning(
-        "rescued %s job %s (%s): its message was lost", status, message.message_id,
+        "rescued %s job %s (%s): its message was lost",
+        status,
+        message.message_id,
         message.actor_name,
     )
     return 1

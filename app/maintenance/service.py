@@ -46,7 +46,10 @@ class Service:
         summary = self.run()
         level = logging.INFO if any(summary.values()) else logging.DEBUG
         logging.getLogger(self.run.__module__).log(
-            level, "%s: %s", self.name, describe(summary),
+            level,
+            "%s: %s",
+            self.name,
+            describe(summary),
             extra={"service": self.name, "counts": dict(summary)},
         )
         return summary

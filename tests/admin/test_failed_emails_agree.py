@@ -45,9 +45,9 @@ def test_a_failed_emails_job_page_links_to_it_in_the_failed_emails_list(app, adm
     failed, failed_job = make_email(app, user[0], job_status=JobStatus.FAILED)
     _, queued_job = make_email(app, user[0], job_status=JobStatus.QUEUED)
 
-    assert f'href="/admin/emails#email-{failed}"' in admin_client.get(
-        f"/admin/jobs/{failed_job}"
-    ).text
+    assert (
+        f'href="/admin/emails#email-{failed}"' in admin_client.get(f"/admin/jobs/{failed_job}").text
+    )
     assert "/admin/emails#email-" not in admin_client.get(f"/admin/jobs/{queued_job}").text
 
 

@@ -34,8 +34,7 @@ ATTEMPT_FIELDS = {"attempt", "started_at", "finished_at", "outcome", "error"}
 
 def add_job(app, *, user_id, created_at, actor="send_email", status="queued", **values) -> str:
     with app.app_context():
-        job = factories.job(actor, user_id=user_id, created_at=created_at, status=status,
-                            **values)
+        job = factories.job(actor, user_id=user_id, created_at=created_at, status=status, **values)
         db.session.commit()
         return job.id
 

@@ -147,8 +147,7 @@ def test_get_job_without_a_valid_token_answers_401(client, failed_job, headers):
 def test_job_created_through_the_outbox_is_readable(app, client, user, stub_broker):
     user_id, headers = user
     with app.app_context():
-        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=5, user_id=user_id
-        )
+        job = state.new_job(SEND_EMAIL, args=["x"], max_retries=5, user_id=user_id)
         outbox.commit_and_publish(job)
         job_id = job.id
 

@@ -22,9 +22,7 @@ def demo_admin():
     return module
 
 
-def test_a_lost_password_file_resets_the_admins_password_to_the_new_one(
-    app, demo_admin, tmp_path
-):
+def test_a_lost_password_file_resets_the_admins_password_to_the_new_one(app, demo_admin, tmp_path):
     password_file = tmp_path / "instance" / "demo-admin-password"
     with app.app_context():
         first = demo_admin.ensure_demo_admin(password_file)

@@ -20,9 +20,21 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 def _unacked(vhost, queue: str) -> int:
     listed = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-p", vhost.name, "-q", "--formatter", "json",
-         "name", "messages_unacknowledged"],
-        check=True, capture_output=True, text=True, timeout=60,
+        [
+            "rabbitmqctl",
+            "list_queues",
+            "-p",
+            vhost.name,
+            "-q",
+            "--formatter",
+            "json",
+            "name",
+            "messages_unacknowledged",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return {row["name"]: row["messages_unacknowledged"] for row in json.loads(listed.stdout)}[queue]
 

@@ -26,12 +26,17 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 def _close_connections(vhost: str) -> int:
     listed = subprocess.run(
         ["rabbitmqctl", "list_connections", "-p", vhost, "-q", "pid"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.split()
     for pid in listed:
         subprocess.run(
             ["rabbitmqctl", "close_connection", pid, "consumer timeout (test)"],
-            capture_output=True, check=False, timeout=60,
+            capture_output=True,
+            check=False,
+            timeout=60,
         )
     return len(listed)
 

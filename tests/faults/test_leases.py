@@ -52,8 +52,15 @@ def test_worker_whose_clock_runs_ahead_does_not_take_over_a_live_lease(
     [sent] = send_emails(live_app, headers, 1)
     with live_app.app_context():
         now = database_now()
-        db.session.add(Worker(id="elsewhere:1", queues=["emails"], started_at=now,
-                              heartbeat_at=now, expires_at=now + timedelta(seconds=60)))
+        db.session.add(
+            Worker(
+                id="elsewhere:1",
+                queues=["emails"],
+                started_at=now,
+                heartbeat_at=now,
+                expires_at=now + timedelta(seconds=60),
+            )
+        )
         db.session.commit()
         owner = claim(sent["job_id"], worker_id="elsewhere:1")
 

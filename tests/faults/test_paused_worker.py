@@ -48,7 +48,13 @@ def own_broker_proxy(vhost):
 
 
 def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners_file(
-    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers,
+    live_app,
+    rabbit_broker,
+    start_worker,
+    start_scheduler,
+    smtp_server,
+    proxies,
+    headers,
     own_broker_proxy,
 ):
     with live_app.app_context():
@@ -77,8 +83,11 @@ def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners
     with live_app.app_context():
         seed_posts(user_id, 500)
     paused.resume()
-    wait_until(lambda: not list((export_dir / ".partial").glob("*")), timeout=60,
-               message="the resumed attempt to end")
+    wait_until(
+        lambda: not list((export_dir / ".partial").glob("*")),
+        timeout=60,
+        message="the resumed attempt to end",
+    )
     paused.kill()  # its part is over; it cannot reach the broker to stop gracefully
 
     # Then the file is the new owner's (as many rows as the export says), emailed once
@@ -95,7 +104,13 @@ def test_worker_paused_mid_export_past_its_lease_does_not_replace_the_new_owners
 
 
 def test_worker_paused_mid_email_past_its_lease_sends_no_second_copy(
-    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, proxies, headers,
+    live_app,
+    rabbit_broker,
+    start_worker,
+    start_scheduler,
+    smtp_server,
+    proxies,
+    headers,
     own_broker_proxy,
 ):
     # Given an SMTP server that takes 4 s to accept the first recipient
@@ -110,9 +125,7 @@ def test_worker_paused_mid_email_past_its_lease_sends_no_second_copy(
 
     recorder.handle_RCPT = slow_first_rcpt
     paused_broker = own_broker_proxy()
-    paused = start_worker(
-        **{**proxies.env, "MAIL_TIMEOUT": "30", "BROKER_URL": paused_broker.url}
-    )
+    paused = start_worker(**{**proxies.env, "MAIL_TIMEOUT": "30", "BROKER_URL": paused_broker.url})
     [sent] = send_emails(live_app, headers, 1)
     wait_until(asked.is_set, message="the first RCPT")
 

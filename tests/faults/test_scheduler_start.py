@@ -72,8 +72,11 @@ def test_scheduler_started_on_a_read_only_database_waits_then_enqueues_its_ticks
     assert "database not writable yet" in log, log
     assert scheduler.process.poll() is None
     start_worker()
-    wait_until(lambda: _jobs_of(live_app, "resend_failed_emails") >= 2, timeout=30,
-               message="two ticks of resend_failed_emails")
+    wait_until(
+        lambda: _jobs_of(live_app, "resend_failed_emails") >= 2,
+        timeout=30,
+        message="two ticks of resend_failed_emails",
+    )
     wait_until(lambda: _jobs_of(live_app, "cleanup") >= 2, timeout=30, message="cleanup ticks")
     wait_until(lambda: _relay_outcome(live_app).startswith("ok"), message="a relay tick")
     assert scheduler.process.poll() is None

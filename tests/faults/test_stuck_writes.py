@@ -14,7 +14,13 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 
 def test_a_row_lock_held_on_one_job_does_not_hold_up_the_others(
-    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server, postgres, proxies,
+    live_app,
+    rabbit_broker,
+    start_worker,
+    start_scheduler,
+    smtp_server,
+    postgres,
+    proxies,
     headers,
 ):
     # Given a worker sending an email (the server takes 1 s), and a scheduler
@@ -33,8 +39,9 @@ def test_a_row_lock_held_on_one_job_does_not_hold_up_the_others(
         other_ids = [s["job_id"] for s in others]
 
         # Then the six are sent meanwhile, and the locked job stays its worker's
-        wait_until(lambda: all_in(live_app, other_ids, "succeeded"), timeout=40,
-                   message="the other emails")
+        wait_until(
+            lambda: all_in(live_app, other_ids, "succeeded"), timeout=40, message="the other emails"
+        )
         locked = job(live_app, first["job_id"])
         assert (locked.status, locked.attempts) == ("running", 1)
     finally:

@@ -102,7 +102,12 @@ def test_retries_then_dead_letter_then_admin_retry_sends_once(
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(
-    live_app, quorum_broker, vhost, quorum_worker, start_scheduler, smtp_server,
+    live_app,
+    quorum_broker,
+    vhost,
+    quorum_worker,
+    start_scheduler,
+    smtp_server,
     user_and_admin_headers,
 ):
     # Given a job with one retry, whose every attempt kills its worker process
@@ -138,8 +143,10 @@ def _stop_gracefully(worker, held: set[str], running: str) -> None:
     has begun shutting down (its threads take nothing new), let that finish."""
     # To the main process only, which passes it on: a second SIGTERM kills.
     os.kill(worker.process.pid, signal.SIGTERM)
-    wait_until(lambda: "Shutting down..." in worker.log_path.read_text(errors="replace"),
-               message="the worker shutting down")
+    wait_until(
+        lambda: "Shutting down..." in worker.log_path.read_text(errors="replace"),
+        message="the worker shutting down",
+    )
     held.discard(running)
     worker.process.wait(timeout=30)
 

@@ -33,9 +33,7 @@ def sqlite_app(tmp_path, smtp_server, vhost):
         db.engine.dispose()
 
 
-def test_many_emails_on_sqlite_with_a_threaded_worker(
-    sqlite_app, start_worker, smtp_server
-):
+def test_many_emails_on_sqlite_with_a_threaded_worker(sqlite_app, start_worker, smtp_server):
     worker = start_worker(DATABASE_URL=sqlite_app.config["DATABASE_URL"])
     with sqlite_app.app_context():
         token = auth.issue_token(auth.create_user("finn@example.com", "pw"))

@@ -28,8 +28,14 @@ def _worker(app, worker_id: str, *, live: bool) -> None:
         now = utcnow()
         expires = now + timedelta(minutes=1) if live else now - timedelta(seconds=1)
         db.session.merge(
-            Worker(id=worker_id, queues=["emails"], started_at=now, heartbeat_at=now,
-                   expires_at=expires, claimed={})
+            Worker(
+                id=worker_id,
+                queues=["emails"],
+                started_at=now,
+                heartbeat_at=now,
+                expires_at=expires,
+                claimed={},
+            )
         )
         db.session.commit()
 

@@ -19,15 +19,35 @@ def _jobs(app) -> dict[str, str]:
     with app.app_context():
         now = utcnow()
         for worker, expires in (("live", now + timedelta(minutes=1)), ("dead", now)):
-            db.session.merge(Worker(id=worker, queues=["emails"], started_at=now,
-                                    heartbeat_at=now, expires_at=expires, claimed={}))
-        jobs = {name: state.new_job(SEND_EMAIL, args=[name], max_retries=1) for name in
-                ("queued", "retrying", "stale", "running_live", "running_dead", "spent",
-                 "finished")}
+            db.session.merge(
+                Worker(
+                    id=worker,
+                    queues=["emails"],
+                    started_at=now,
+                    heartbeat_at=now,
+                    expires_at=expires,
+                    claimed={},
+                )
+            )
+        jobs = {
+            name: state.new_job(SEND_EMAIL, args=[name], max_retries=1)
+            for name in (
+                "queued",
+                "retrying",
+                "stale",
+                "running_live",
+                "running_dead",
+                "spent",
+                "finished",
+            )
+        }
         jobs["retrying"].status = JobStatus.RETRYING
         jobs["stale"].series = 1
-        for name, worker, retries in (("running_live", "live", 0), ("running_dead", "dead", 0),
-                                      ("spent", "dead", 1)):
+        for name, worker, retries in (
+            ("running_live", "live", 0),
+            ("running_dead", "dead", 0),
+            ("spent", "dead", 1),
+        ):
             jobs[name].status, jobs[name].worker_id = JobStatus.RUNNING, worker
             jobs[name].attempts, jobs[name].retries, jobs[name].claim = 1, retries, "old"
         jobs["finished"].status = JobStatus.SUCCEEDED
@@ -37,11 +57,18 @@ def _jobs(app) -> dict[str, str]:
 
 def _requests(ids: dict[str, str]) -> list[StartAttempt]:
     """One claim per job (copies racing for one job are tests/jobs/test_attempts.py's)."""
-    requests = [StartAttempt(job_id, series=0, worker_id="live", token=f"t-{name}",
-                             actor="send_email", args=[name]) for name, job_id in ids.items()]
+    requests = [
+        StartAttempt(
+            job_id, series=0, worker_id="live", token=f"t-{name}", actor="send_email", args=[name]
+        )
+        for name, job_id in ids.items()
+    ]
     requests.append(StartAttempt("missing", series=0, worker_id="live", token="t-missing"))
-    requests.append(StartAttempt(ids["retrying"], series=0, worker_id="live", token="forged",
-                                 actor="run_export"))
+    requests.append(
+        StartAttempt(
+            ids["retrying"], series=0, worker_id="live", token="forged", actor="run_export"
+        )
+    )
     return requests
 
 
@@ -50,9 +77,16 @@ def _rows(app, ids: dict[str, str]) -> dict:
         rows = {}
         for name, job_id in ids.items():
             job = db.session.get(Job, job_id)
-            rows[name] = (job.status, job.attempts, job.retries, job.worker_id, job.claim,
-                          job.error_type, job.result,
-                          [(a.attempt, a.outcome, a.error_type) for a in job.history])
+            rows[name] = (
+                job.status,
+                job.attempts,
+                job.retries,
+                job.worker_id,
+                job.claim,
+                job.error_type,
+                job.result,
+                [(a.attempt, a.outcome, a.error_type) for a in job.history],
+            )
         return rows
 
 
@@ -87,12 +121,19 @@ def test_outcomes_in_one_batch_and_one_by_one_give_the_same_rows(app):
 
     def outcomes_for(claims):
         live = [c for c in claims if isinstance(c, attempts.Claim)]
-        ended = [Outcome.succeeded(live[0], {"n": 1}),
-                 Outcome.failed(live[1], RuntimeError("no")),
-                 Outcome(live[2], JobStatus.RETRYING, error=TimeoutError("later"),
-                         retry_at=utcnow() + timedelta(minutes=5))]
-        stale = attempts.Claim(live[0].job_id, "send_email", live[0].attempt, "not-mine", 0, 1,
-                               None)
+        ended = [
+            Outcome.succeeded(live[0], {"n": 1}),
+            Outcome.failed(live[1], RuntimeError("no")),
+            Outcome(
+                live[2],
+                JobStatus.RETRYING,
+                error=TimeoutError("later"),
+                retry_at=utcnow() + timedelta(minutes=5),
+            ),
+        ]
+        stale = attempts.Claim(
+            live[0].job_id, "send_email", live[0].attempt, "not-mine", 0, 1, None
+        )
         return [*ended, Outcome.succeeded(stale), Outcome.failed(stale, RuntimeError("late"))]
 
     with app.app_context():

@@ -182,9 +182,7 @@ def test_a_stuck_write_is_retried_on_its_own_while_the_others_commit(table):
     assert others[100] == 100 and _rows(app) == [1, 2, 3, 100]
 
 
-def test_an_error_of_the_writer_itself_fails_the_batch_and_the_write_runs_again(
-    table, monkeypatch
-):
+def test_an_error_of_the_writer_itself_fails_the_batch_and_the_write_runs_again(table, monkeypatch):
     app = table
     run_all, failed = durable._run_all, []
 

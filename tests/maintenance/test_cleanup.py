@@ -19,8 +19,9 @@ from tests.support import factories
 
 
 def _job(status, age_days) -> str:
-    job = factories.job(status=status, created_at=utcnow() - timedelta(days=age_days + 1),
-                        failed_attempts=1)
+    job = factories.job(
+        status=status, created_at=utcnow() - timedelta(days=age_days + 1), failed_attempts=1
+    )
     job.finished_at = utcnow() - timedelta(days=age_days) if status != "queued" else None
     db.session.commit()
     return job.id

@@ -57,9 +57,7 @@ def test_a_job_retried_by_hand_while_the_broker_is_down_is_left_to_the_relay(
     job_id = _new_job(app)
     stub_broker.flush_all()
     with app.app_context():
-        db.session.execute(
-            update(Job).where(Job.id == job_id).values(status=JobStatus.FAILED)
-        )
+        db.session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.FAILED))
         db.session.commit()
         # When it is retried while the broker is down, it waits for the relay
         app.extensions[EXTENSION] = down_broker

@@ -27,7 +27,10 @@ SERVICES = [module.SERVICE for module in MODULES]
 def test_every_module_of_the_folder_declares_one_service():
     assert all(isinstance(service, Service) for service in SERVICES)
     assert {service.name for service in SERVICES} == {
-        "relay", "rescue", "resend_failed_emails", "cleanup"
+        "relay",
+        "rescue",
+        "resend_failed_emails",
+        "cleanup",
     }
 
 

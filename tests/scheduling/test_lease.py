@@ -56,9 +56,7 @@ def test_lease_is_held_by_one_scheduler_until_it_expires_or_is_released(any_app)
 
 
 @pytest.mark.postgres
-def test_a_scheduler_whose_clock_runs_minutes_ahead_does_not_take_a_live_lease(
-    live_app, clock_off
-):
+def test_a_scheduler_whose_clock_runs_minutes_ahead_does_not_take_a_live_lease(live_app, clock_off):
     with live_app.app_context():
         # Given a lease held by a scheduler whose clock is right
         assert lease.acquire("a", 30)

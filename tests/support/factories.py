@@ -30,8 +30,9 @@ def job(
     in ``status``; a finished one finished 30 s after it was created. It has one
     failed attempt, with a traceback, per ``failed_attempts``."""
     kind = kinds.registry().get(actor) or JobKind(actor, "default", time_limit_ms=0)
-    row = state.new_job(kind, args=args if args is not None else [], max_retries=max_retries,
-                        user_id=user_id)
+    row = state.new_job(
+        kind, args=args if args is not None else [], max_retries=max_retries, user_id=user_id
+    )
     row.status = status
     row.created_at = created_at or utcnow()
     row.attempts = failed_attempts
