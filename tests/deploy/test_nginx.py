@@ -251,7 +251,12 @@ def test_the_access_log_never_holds_a_signed_download_link(site, backend):
 
     # Then the app got the link, and the log has three lines, none with the token
     assert ("GET", f"/exports/download/{TOKEN}") in backend.seen
-    lines = site.access_log.read_text().splitlines()
+    # (nginx writes a request's line once it has answered it: wait for the last)
+    deadline = time.monotonic() + 5
+    while len(lines := site.access_log.read_text().splitlines()) < 3:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(lines) == 3, lines
     assert all(TOKEN not in line for line in lines), lines
     assert '"GET /exports/download/- HTTP/1.1" 200' in lines[0]
