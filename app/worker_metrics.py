@@ -16,6 +16,9 @@ worker they are not.
 
 from __future__ import annotations
 
+import os
+
+from dramatiq.middleware import prometheus
 from dramatiq.middleware.prometheus import Prometheus
 
 
@@ -23,6 +26,14 @@ class WorkerMetrics(Prometheus):
     booted = False
 
     def after_process_boot(self, broker):
+        # prometheus_client chooses where metrics keep their values (in memory, or
+        # in files that the exporter sums) when it is first imported; the app this
+        # process created for its broker has imported it already (app/metrics.py),
+        # so choose again once the variable that asks for files is set.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = prometheus.DB_PATH
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
         super().after_process_boot(broker)
         self.booted = True
 
