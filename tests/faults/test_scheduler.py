@@ -44,7 +44,7 @@ def start_scheduler(live_app, vhost, tmp_path):
 
     yield start
     for process in schedulers:
-        process.stop()
+        process.discard()
 
 
 def _ticks(app, actor: str) -> list[datetime]:

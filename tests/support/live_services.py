@@ -4,6 +4,8 @@ scheduler processes, each of the test's own. Loaded by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
+import subprocess
+
 import dramatiq
 import pytest
 from flask_migrate import upgrade
@@ -35,11 +37,25 @@ def postgres(pg_template):
     database.drop()
 
 
+@pytest.fixture(scope="session")
+def vhost_deletions():
+    """Vhosts being deleted while later tests run (nothing waits on a test's
+    vhost being gone); each deletion is waited for and checked at the end."""
+    deletions: list[tuple[str, subprocess.Popen]] = []
+    yield deletions
+    failed = []
+    for name, process in deletions:
+        output, _ = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed.append(f"{name}: {output.decode(errors='replace')}")
+    assert not failed, f"vhosts not deleted: {failed}"
+
+
 @pytest.fixture()
-def vhost():
+def vhost(vhost_deletions):
     vhost = RabbitVhost()
     yield vhost
-    vhost.delete()
+    vhost_deletions.append((vhost.name, vhost.start_deleting()))
 
 
 @pytest.fixture()
@@ -85,7 +101,7 @@ def worker_env(live_app, vhost, smtp_server):
 
 @pytest.fixture()
 def start_scheduler(worker_env, tmp_path):
-    """Start scheduler processes (relay every second); stopped afterwards."""
+    """Start scheduler processes (relay every second); killed afterwards."""
     schedulers: list[SchedulerProcess] = []
 
     def start(**env: str) -> SchedulerProcess:
@@ -96,12 +112,12 @@ def start_scheduler(worker_env, tmp_path):
 
     yield start
     for process in schedulers:
-        process.stop()
+        process.discard()
 
 
 @pytest.fixture()
 def start_worker(worker_env, tmp_path):
-    """Start worker processes; every one still running is stopped afterwards."""
+    """Start worker processes; every one still running is killed afterwards."""
     workers: list[WorkerProcess] = []
 
     def start(
@@ -121,7 +137,7 @@ def start_worker(worker_env, tmp_path):
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.discard()
 
 
 @pytest.fixture()
