@@ -58,12 +58,9 @@ class RabbitVhost:
     def url(self, port: int = RABBITMQ_PORT) -> str:
         return f"amqp://guest:guest@{RABBITMQ_HOST}:{port}/{self.name}"
 
-    def delete(self) -> None:
-        self._ctl("delete_vhost", self.name)
-
     def start_deleting(self) -> subprocess.Popen:
-        """``delete``, in the background: the caller waits for the process (and
-        checks its exit status) when it must know the vhost is gone."""
+        """Delete the vhost, in the background: the caller waits for the process
+        (and checks its exit status) when it must know the vhost is gone."""
         return subprocess.Popen(
             ["rabbitmqctl", "delete_vhost", self.name],
             stdout=subprocess.PIPE,
