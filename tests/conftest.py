@@ -25,6 +25,15 @@ from tests.support.smtp import SmtpServer
 pytest_plugins = ["tests.support.live_services"]
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, when it runs the tests
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadscope":
+        from tests.support.parallel import Scheduling
+
+        return Scheduling(config, log)
+    return None
+
+
 @pytest.fixture()
 def smtp_server():
     server = SmtpServer().start()

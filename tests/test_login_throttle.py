@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.security import generate_password_hash
 
 from app import auth, login_throttle
 from app.db import db, utcnow
@@ -19,6 +21,7 @@ BAD = {"email": "alice@example.com", "password": "wrong"}
 GOOD = {"email": "alice@example.com", "password": "correct horse"}
 STRANGER = {"REMOTE_ADDR": "198.51.100.66"}
 OWNER = {"REMOTE_ADDR": "203.0.113.10"}
+CHEAP_HASH = "scrypt:1024:8:1"
 
 
 class Clock:
@@ -30,6 +33,18 @@ class Clock:
 
     def advance(self, **delta):
         self.now += timedelta(**delta)
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch):
+    """Passwords hashed with a small work factor: these tests count tries and
+    hashes, not what one hash costs, and some make sixty of them."""
+    monkeypatch.setattr(
+        auth, "generate_password_hash", partial(generate_password_hash, method=CHEAP_HASH)
+    )
+    monkeypatch.setattr(
+        auth, "_DUMMY_HASH", generate_password_hash("not a real password", method=CHEAP_HASH)
+    )
 
 
 @pytest.fixture()

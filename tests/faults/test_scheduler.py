@@ -44,7 +44,7 @@ def start_scheduler(live_app, vhost, tmp_path):
 
     yield start
     for process in schedulers:
-        process.stop()
+        process.discard()
 
 
 def _ticks(app, actor: str) -> list[datetime]:
@@ -116,9 +116,7 @@ def test_job_whose_message_was_deleted_from_rabbitmq_is_rescued_and_runs_once(
 
     # When a worker serves the queue and the relay runs every second (a grace of 6 s)
     start_worker()
-    scheduler = SchedulerProcess(
-        {**worker_env, "RELAY_INTERVAL_S": "1"}, tmp_path / "rescuer.log"
-    )
+    scheduler = SchedulerProcess({**worker_env, "RELAY_INTERVAL_S": "1"}, tmp_path / "rescuer.log")
 
     # Then the job is rescued once the worker has served its queue for a grace
     # window without meeting the message, and runs once

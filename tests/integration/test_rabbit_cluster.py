@@ -65,7 +65,7 @@ def cluster_workers(cluster, live_app, smtp_server, tmp_path):
         yield workers
     finally:
         for worker in workers:
-            worker.stop()
+            worker.discard()
 
 
 def _send_all(app, headers, job_ids: list, errors: list) -> None:

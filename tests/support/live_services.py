@@ -4,6 +4,9 @@ scheduler processes, each of the test's own. Loaded by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
@@ -37,11 +40,44 @@ def postgres(pg_template):
     database.drop()
 
 
+@pytest.fixture(scope="session")
+def vhost_deletions():
+    """Vhosts being deleted while later tests run (nothing waits on a test's
+    vhost being gone); each deletion is waited for and checked at the end."""
+    deletions: list[tuple[str, subprocess.Popen]] = []
+    yield deletions
+    failed = []
+    for name, process in deletions:
+        output, _ = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed.append(f"{name}: {output.decode(errors='replace')}")
+    assert not failed, f"vhosts not deleted: {failed}"
+
+
+@pytest.fixture(scope="session")
+def vhost_supply(vhost_deletions):
+    """Vhosts made one ahead, in a thread of their own: making one takes two
+    runs of rabbitmqctl (a second or more), made while the test before runs.
+    (RabbitMQ missing: ``RabbitVhost`` skips or fails the test that takes it.)"""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vhost-supply") as executor:
+        ahead = []
+
+        def take() -> RabbitVhost:
+            made = ahead.pop() if ahead else executor.submit(RabbitVhost)
+            ahead.append(executor.submit(RabbitVhost))
+            return made.result()
+
+        yield take
+        for spare in ahead:
+            if spare.exception() is None:
+                vhost_deletions.append((spare.result().name, spare.result().start_deleting()))
+
+
 @pytest.fixture()
-def vhost():
-    vhost = RabbitVhost()
+def vhost(vhost_supply, vhost_deletions):
+    vhost = vhost_supply()
     yield vhost
-    vhost.delete()
+    vhost_deletions.append((vhost.name, vhost.start_deleting()))
 
 
 def publish_to(app: Flask, **settings) -> AppBroker:
@@ -93,7 +129,7 @@ def worker_env(live_app, vhost, smtp_server):
 
 @pytest.fixture()
 def start_scheduler(worker_env, tmp_path):
-    """Start scheduler processes (relay every second); stopped afterwards."""
+    """Start scheduler processes (relay every second); killed afterwards."""
     schedulers: list[SchedulerProcess] = []
 
     def start(**env: str) -> SchedulerProcess:
@@ -104,12 +140,12 @@ def start_scheduler(worker_env, tmp_path):
 
     yield start
     for process in schedulers:
-        process.stop()
+        process.discard()
 
 
 @pytest.fixture()
 def start_worker(worker_env, tmp_path):
-    """Start worker processes; every one still running is stopped afterwards."""
+    """Start worker processes; every one still running is killed afterwards."""
     workers: list[WorkerProcess] = []
 
     def start(
@@ -121,7 +157,11 @@ def start_worker(worker_env, tmp_path):
     ) -> WorkerProcess:
         log = tmp_path / f"worker-{len(workers)}.log"
         worker = WorkerProcess(
-            {**worker_env, **env}, log, *extra_modules, threads=threads, args=args,
+            {**worker_env, **env},
+            log,
+            *extra_modules,
+            threads=threads,
+            args=args,
             wait_ready=wait_ready,
         )
         workers.append(worker)
@@ -129,7 +169,7 @@ def start_worker(worker_env, tmp_path):
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.discard()
 
 
 @pytest.fixture()

@@ -46,9 +46,14 @@ class TcpProxy:
             self._sockets.clear()
 
     def cut(self, seconds: float) -> None:
-        """Drop every connection and refuse new ones for ``seconds``: a blip."""
+        """Drop every connection and refuse new ones for ``seconds``: a blip.
+        Meanwhile a socket bound to the port, not listening (connecting is
+        refused), keeps ``free_port`` from handing it to a test running beside."""
         self.stop()
-        time.sleep(seconds)
+        with socket.socket() as placeholder:
+            placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            placeholder.bind(("127.0.0.1", self.port))
+            time.sleep(seconds)
         self.start()
 
     def _accept(self, listener: socket.socket) -> None:

@@ -61,6 +61,15 @@ class RabbitVhost:
     def delete(self) -> None:
         self._ctl("delete_vhost", self.name)
 
+    def start_deleting(self) -> subprocess.Popen:
+        """Delete the vhost, in the background: the caller waits for the process
+        (and checks its exit status) when it must know the vhost is gone."""
+        return subprocess.Popen(
+            ["rabbitmqctl", "delete_vhost", self.name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
     @staticmethod
     def _ctl(*args: str) -> None:
         subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
@@ -92,7 +101,6 @@ class RabbitVhost:
             return declared.method.message_count
         finally:
             connection.close()
-
 
     def message_ids(self, *queues: str) -> list[str]:
         """The message id of every message waiting in ``queues``, left in place
