@@ -42,6 +42,7 @@ run: schema
 
 lint: $(DEV)
 	ruff check .
+	ruff format --check .
 
 typecheck: $(DEV)
 	mypy
