@@ -276,10 +276,12 @@ def still_owns(claim: Claim):
     return exists().where(owned(claim), lease_is_live())
 
 
-def fail(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> bool:
+def fail(
+    claim: Claim, error: BaseException, *, retry_at: datetime | None, hooks: bool = True
+) -> bool:
     """Record a failed attempt; the job goes to ``retrying`` until ``retry_at``,
-    or to ``failed`` when there is none (and its kind's ``given_up`` hook runs).
-    False when the claim no longer owns the job."""
+    or to ``failed`` when there is none (and its kind's ``given_up`` hook runs,
+    unless ``hooks`` is false). False when the claim no longer owns the job."""
     now = utcnow()
     error_type, message, trace = describe(error)
     close_attempt(
@@ -303,7 +305,7 @@ def fail(claim: Claim, error: BaseException, *, retry_at: datetime | None) -> bo
         .where(owned(claim))
         .values(error_type=error_type, error_message=message, **status)
     )
-    if changed and retry_at is None:
+    if changed and retry_at is None and hooks:
         kinds.of(claim.actor).given_up([claim.job_id])
     outcome = "failed" if retry_at is None else f"will retry at {retry_at.isoformat()}"
     log(claim, f"{outcome}: {error_type}" if changed else "failed, but its lease was taken over")

@@ -23,11 +23,10 @@ from typing import Any
 from dramatiq.common import compute_backoff
 from sqlalchemy import JSON, Integer, String, column, update, values
 
-from app.db import changed_rows, db, utcnow
+from app.db import db, utcnow
 from app.jobs import kinds
 from app.jobs.attempts import (
     Claim,
-    close_attempt,
     describe,
     fail,
     lease_is_live,
@@ -201,26 +200,7 @@ def _fail_unrecorded(request: Unrecorded) -> None:
         f"the attempt ended, but recording its outcome failed: {type(error).__name__}: {error}"
     )
     failure.__cause__ = error
-    now = utcnow()
-    error_type, message, trace = describe(failure)
-    close_attempt(
-        claim,
-        outcome=JobStatus.FAILED,
-        finished_at=now,
-        error_type=error_type,
-        error_message=message,
-        traceback=trace,
-    )
-    changed = changed_rows(
-        update(Job)
-        .where(owned(claim))
-        .values(
-            status=JobStatus.FAILED, finished_at=now, error_type=error_type, error_message=message
-        )
-    )
-    if changed and request.hooks:
-        kinds.of(claim.actor).given_up([claim.job_id])
-    log(claim, f"failed: {error_type}" if changed else "failed, but its lease was taken over")
+    fail(claim, failure, retry_at=None, hooks=request.hooks)
 
 
 fail_unrecorded: Write[Unrecorded, None] = one_at_a_time(_fail_unrecorded)
