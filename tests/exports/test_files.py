@@ -7,6 +7,9 @@ import pytest
 from app.exports import files
 from app.models import EXPORT_FORMATS, new_id
 
+# A fixed id: parametrized names must be the same in every pytest-xdist worker.
+ANY_ID = "5f61a63d-810f-4c7f-89ef-a796963cb618"
+
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_a_finished_files_name_gives_back_its_export(app, fmt):
@@ -24,11 +27,11 @@ def test_a_finished_files_name_gives_back_its_export(app, fmt):
         "app.db",
         "orphan.csv",
         "deadbeef-dead.csv",
-        f"{new_id()}.txt",  # not an export format
-        f"{new_id()}.csv.bak",
-        f"{new_id()}.abc.csv",  # a partial file's form
-        f"{new_id().upper()}.csv",
-        f"x{new_id()}.csv",
+        f"{ANY_ID}.txt",  # not an export format
+        f"{ANY_ID}.csv.bak",
+        f"{ANY_ID}.abc.csv",  # a partial file's form
+        f"{ANY_ID.upper()}.csv",
+        f"x{ANY_ID}.csv",
     ],
 )
 def test_no_other_name_reads_as_a_finished_export_file(name):
