@@ -3,8 +3,10 @@ one is missing; fail instead when ``CI`` is set, so CI never goes green by skipp
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,10 +35,31 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+# Each pytest-xdist worker hands out ports of its own range, below the kernel's
+# ephemeral ports (32768 and up), in turn: a port that one worker found free is
+# never handed to a server of the other, between the check and the bind.
+PORTS_PER_WORKER = 4000
+FIRST_PORT = 20_000
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_next_port = itertools.count(random.randrange(PORTS_PER_WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no socket on 127.0.0.1 is bound to, and that no other test of this
+    run is handed while this one may still use it."""
+    if FIRST_PORT + (_worker + 1) * PORTS_PER_WORKER > 32768:  # more workers than ranges
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(PORTS_PER_WORKER):
+        port = FIRST_PORT + _worker * PORTS_PER_WORKER + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this worker's range")
 
 
 def unique_name(prefix: str) -> str:
