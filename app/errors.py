@@ -1,4 +1,4 @@
-"""Errors as the contract shapes them: JSON ``{error, fields?}`` with the right
+"""Errors as the API shapes them: JSON ``{error, fields?}`` with the right
 status for the API, and 503 (never a hang or a 500) while the database is down."""
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def list_jobs(query: JobsQuery):
 
 
 def _admin_change(job_id: str, action, allowed: str) -> None:
-    """Run a job state change for an admin, as the contract's status codes say."""
+    """Run a job state change for an admin, answering 403, 404 or 409 when it cannot be made."""
     if not g.user.is_admin:
         raise ApiError(403, "admins only")
     try:

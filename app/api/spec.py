@@ -2,7 +2,7 @@
 models of a view, validates the request against them (handing the view parsed
 models), and leaves the declaration on the view for ``app/openapi.py``.
 
-A validation failure is the contract's 422 ``{error, fields}``, one entry per
+A validation failure is a 422 ``{error, fields}``, one entry per
 bad field, every bad field at once."""
 
 from __future__ import annotations
