@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +24,12 @@ def script():
     return module
 
 
+def _no_local_server(monkeypatch, script, which) -> None:
+    """The script's own ``shutil`` looks for rabbitmq-server with ``which``: the
+    real module stays as it is for the threads of other fixtures."""
+    monkeypatch.setattr(script, "shutil", SimpleNamespace(which=which))
+
+
 def _closed(vhost_name: str = "%2F", password: str = "guest") -> str:
     return f"amqp://guest:{password}@127.0.0.1:{free_port()}/{vhost_name}"
 
@@ -34,7 +41,7 @@ def test_a_cluster_url_is_reachable_when_one_of_its_nodes_answers(
     # Given a two-node BROKER_URL: the local RabbitMQ, and a port nothing listens on
     nodes = [vhost.url(), _closed(vhost.name)]
     monkeypatch.setenv("BROKER_URL", ",".join(nodes if live_first else nodes[::-1]))
-    monkeypatch.setattr(script.shutil, "which", lambda _: pytest.fail("would start RabbitMQ"))
+    _no_local_server(monkeypatch, script, lambda _: pytest.fail("would start RabbitMQ"))
 
     # Then the check passes without trying to start a server
     assert script.main() == 0
@@ -55,7 +62,7 @@ def test_an_unreachable_cluster_is_reported_without_its_password(script, monkeyp
     # Given a BROKER_URL whose every node is a closed port, and no local rabbitmq-server
     url = f"{_closed('prod', 'hunter2-secret')},{_closed('prod', 'hunter2-secret')}"
     monkeypatch.setenv("BROKER_URL", url)
-    monkeypatch.setattr(script.shutil, "which", lambda _: None)
+    _no_local_server(monkeypatch, script, lambda _: None)
 
     # When the check runs
     assert script.main() == 1
