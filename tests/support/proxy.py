@@ -20,11 +20,24 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.holding = False  # accept connections but forward nothing, ever
+        self._started = False
 
     def start(self) -> TcpProxy:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        """Listen on its port. The first time, should the port it was handed be
+        taken by the time it binds, on another (nothing knows its port yet); when
+        started again (after a cut or a stop), on the same one."""
+        for tries_left in reversed(range(5 if not self._started else 1)):
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                listener.close()
+                if not tries_left:
+                    raise
+                self.port = free_port()
+        self._started = True
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
