@@ -9,7 +9,7 @@ from flask import Flask
 
 from app import config as settings
 from app import logs
-from app.db import db, engine_options
+from app.db import connection_settings, db
 from app.extensions import csrf, mail, migrate
 
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -33,8 +33,9 @@ def create_app(config: dict | None = None) -> Flask:
         settings.check_secret_key(key, "SECRET_KEY") if key else settings.secret_key()
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["DATABASE_URL"])
+    url, options = connection_settings(app.config["DATABASE_URL"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     logs.configure(app.config["LOG_FORMAT"])
     _ensure_sqlite_directory(app.config["DATABASE_URL"])
 

@@ -3,13 +3,33 @@ engine settings that keep SQLite and PostgreSQL well behaved under load."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
+from typing import cast as typed_as
 
 from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Executable, Interval, MetaData, event, func, literal, select
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    DateTime,
+    Executable,
+    FromClause,
+    Interval,
+    MetaData,
+    bindparam,
+    cast,
+    column,
+    event,
+    func,
+    literal,
+    select,
+    type_coerce,
+    values,
+)
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -54,7 +74,53 @@ def changed_rows(statement: Executable) -> int:
     """Run an UPDATE or DELETE in the current session: how many rows it matched.
     (``Session.execute`` is typed as returning any ``Result``; for these
     statements it is a ``CursorResult``, which has the count.)"""
-    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
+    return typed_as(CursorResult[Any], db.session.execute(statement)).rowcount
+
+
+def rows_of(name: str, columns: dict[str, Any], data: list[tuple]) -> FromClause:
+    """``data`` as a table ``name`` with ``columns`` (name → SQL type), to join
+    in a statement that changes many rows at once, each with values of its own.
+
+    On PostgreSQL it is ``unnest`` over one array parameter per column, so the
+    statement's text is the same whatever the number of rows: SQLAlchemy
+    compiles it once and psycopg prepares it. Elsewhere it is a VALUES list (a
+    CTE: SQLite names a VALUES list's columns only there)."""
+    if db.engine.dialect.name == "postgresql":
+        arrays = [
+            cast(
+                bindparam(f"{name}_{key}", [row[i] for row in data], type_=ARRAY(kind)), ARRAY(kind)
+            )
+            for i, (key, kind) in enumerate(columns.items())
+        ]
+        typed = [column(key, kind) for key, kind in columns.items()]
+        return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
+    listed = values(*(column(key, kind) for key, kind in columns.items()), name=name).data(data)
+    return listed.cte(name)
+
+
+def one_of(column_: Any, items: Sequence) -> Any:
+    """``column_ IN items`` as a statement of one shape whatever the number of
+    items: ``= ANY(array)`` on PostgreSQL (see ``rows_of``)."""
+    if db.engine.dialect.name == "postgresql":
+        kind = column_.type
+        return column_ == func.any(
+            cast(bindparam(None, list(items), type_=ARRAY(kind)), ARRAY(kind))
+        )
+    return column_.in_(items)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's value as text, for a column of ``rows_of`` that
+    ``json_from_text`` turns back into JSON (SQL NULL for None)."""
+    return None if value is None else json.dumps(value)
+
+
+def json_from_text(expression: Any) -> Any:
+    """JSON text from ``rows_of`` as a JSON value: a cast on PostgreSQL; on
+    SQLite, whose CAST would read it as a number, the text as it is."""
+    if db.engine.dialect.name == "postgresql":
+        return cast(expression, JSON)
+    return type_coerce(expression, JSON)
 
 
 class UTCDateTime(TypeDecorator):
@@ -93,15 +159,43 @@ else:
     Model = db.Model
 
 
-def engine_options(url: str) -> dict:
+# Connections a process's pool keeps open: enough for every thread that holds
+# one at once (a web process's GUNICORN_THREADS; a worker's threads, its
+# writer and its scheduler jobs), so that a busy process never opens and
+# closes one per request. MAX_OVERFLOW more are opened for a burst, then closed
+# (docs/operations.md sizes PostgreSQL's max_connections from these).
+POOL_SIZE = 10
+MAX_OVERFLOW = 5
+
+
+def connection_settings(url: str) -> tuple[str, dict]:
+    """The SQLAlchemy URL and engine options for ``DATABASE_URL``.
+
+    A PostgreSQL URL may end in ``?prepare_threshold=N`` (psycopg's setting:
+    prepare a statement on the server once it ran N times; default 5), or
+    ``prepare_threshold=none`` for a pooler that cannot keep prepared
+    statements (PgBouncer before 1.21 in transaction mode, or with
+    ``max_prepared_statements = 0``). It is psycopg's, not libpq's, so it is
+    taken out of the URL and given to psycopg."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
-    if url.startswith("postgresql"):
-        return {
-            "pool_pre_ping": True,
-            "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
-        }
-    return {"pool_pre_ping": True}
+        return url, {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    if not url.startswith("postgresql"):
+        return url, {"pool_pre_ping": True}
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    threshold = parsed.query.get("prepare_threshold")
+    if threshold is not None:
+        value = threshold if isinstance(threshold, str) else threshold[-1]
+        connect_args["prepare_threshold"] = None if value.lower() == "none" else int(value)
+        url = parsed.difference_update_query(["prepare_threshold"]).render_as_string(
+            hide_password=False
+        )
+    return url, {
+        "pool_pre_ping": True,
+        "pool_size": POOL_SIZE,
+        "max_overflow": MAX_OVERFLOW,
+        "connect_args": connect_args,
+    }
 
 
 # A server that refuses writes for a while (a primary being demoted, a failover)

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import email_message, quotas, smtp
-from app.db import db, utcnow
+from app.db import db, one_of, utcnow
 from app.exports import files
 from app.jobs import attempts, outbox, outcomes, state, workers
 from app.jobs.errors import PermanentError
@@ -208,7 +208,7 @@ def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -
 def count_attempt(job_ids: Sequence[str]) -> None:
     """The claim of an attempt is the email's attempt too."""
     db.session.execute(
-        update(Email).where(Email.job_id.in_(job_ids)).values(attempts=Email.attempts + 1),
+        update(Email).where(one_of(Email.job_id, job_ids)).values(attempts=Email.attempts + 1),
         execution_options={"synchronize_session": False},
     )
 
@@ -219,7 +219,7 @@ def mark_sent(job_ids: Sequence[str]) -> None:
     commit (see docs/reliability.md)."""
     db.session.execute(
         update(Email)
-        .where(Email.job_id.in_(job_ids), Email.sent_at.is_(None))
+        .where(one_of(Email.job_id, job_ids), Email.sent_at.is_(None))
         .values(sent_at=utcnow()),
         execution_options={"synchronize_session": False},
     )

@@ -4,6 +4,7 @@ create and change it; never ``create_all`` outside tests."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -69,6 +70,10 @@ class ApiToken(Model):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+# The jobs the relay publishes (``outbox.unpublished``).
+UNPUBLISHED = "published_at IS NULL AND status = 'queued'"
+
+
 class Job(Model):
     """One unit of background work; its id is the Dramatiq message id.
 
@@ -83,8 +88,23 @@ class Job(Model):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
         Index("ix_jobs_actor_status_created", "actor", "status", "created_at", "id"),
-        # On PostgreSQL, migration 0005 also adds a trigram index for the admin search.
-        Index("ix_jobs_unpublished", "published_at", "status"),
+        # On PostgreSQL, migration 0011 also has a trigram index for the admin
+        # search, of the jobs that are neither queued nor running.
+        # Partial: a state change writes an entry only where a row is admitted.
+        Index(
+            "ix_jobs_unpublished",
+            "created_at",
+            "id",
+            postgresql_where=text(UNPUBLISHED),
+            sqlite_where=text(UNPUBLISHED),
+        ),
+        Index(
+            "uq_jobs_unique_key",
+            "unique_key",
+            unique=True,
+            postgresql_where=text("unique_key IS NOT NULL"),
+            sqlite_where=text("unique_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -115,7 +135,7 @@ class Job(Model):
     rescues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Periodic jobs carry "schedule@tick"; the unique index makes a second
     # enqueue of the same tick fail, even from two schedulers at once.
-    unique_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    unique_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -125,12 +145,33 @@ class Job(Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict | None] = mapped_column(JSON)
 
-    history: Mapped[list[JobAttempt]] = relationship(
+    # The attempts that ended otherwise than by succeeding; ``history`` has them all.
+    recorded_attempts: Mapped[list[JobAttempt]] = relationship(
         back_populates="job",
         order_by="JobAttempt.attempt",
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+
+    @property
+    def history(self) -> list[JobAttempt | AttemptInRow]:
+        """One entry per attempt. An attempt lives in the job row while it runs,
+        and stays there when it succeeds: only an attempt that failed or was
+        interrupted has a row of its own (``app/jobs/attempts.py``), so the
+        usual job, which succeeds at once, writes none."""
+        rows: list[JobAttempt | AttemptInRow] = list(self.recorded_attempts)
+        in_row = self.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED) and self.attempts > 0
+        if in_row and not any(row.attempt == self.attempts for row in rows):
+            running = self.status == JobStatus.RUNNING
+            rows.append(
+                AttemptInRow(
+                    attempt=self.attempts,
+                    started_at=self.started_at,
+                    finished_at=None if running else self.finished_at,
+                    outcome=str(self.status),
+                )
+            )
+        return rows
 
 
 class JobAttempt(Model):
@@ -150,7 +191,20 @@ class JobAttempt(Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
 
-    job: Mapped[Job] = relationship(back_populates="history")
+    job: Mapped[Job] = relationship(back_populates="recorded_attempts")
+
+
+@dataclass(frozen=True)
+class AttemptInRow:
+    """A job's latest attempt as its job row holds it (see ``Job.history``)."""
+
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
 
 
 class Worker(Model):

@@ -1,10 +1,11 @@
-"""SQLite transactions in app/db.py: readers never wait for the write lock."""
+"""app/db.py: SQLite transactions (readers never wait for the write lock) and the
+connection settings."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from app.db import db
+from app.db import MAX_OVERFLOW, POOL_SIZE, connection_settings, db
 
 
 def test_get_requests_read_while_another_process_holds_the_write_lock(app, client, user):
@@ -36,3 +37,16 @@ def test_writes_outside_requests_take_the_write_lock_up_front(app):
         finally:
             other.close()
             db.session.rollback()
+
+
+def test_prepare_threshold_in_the_url_goes_to_psycopg_not_to_libpq():
+    url, options = connection_settings(
+        "postgresql+psycopg://u:p%40w@db:6432/app?prepare_threshold=none&sslmode=require"
+    )
+    assert url == "postgresql+psycopg://u:p%40w@db:6432/app?sslmode=require"
+    assert options["connect_args"]["prepare_threshold"] is None
+    _, options = connection_settings("postgresql+psycopg://u@db/app?prepare_threshold=2")
+    assert options["connect_args"]["prepare_threshold"] == 2
+    _, options = connection_settings("postgresql+psycopg://u@db/app")
+    assert "prepare_threshold" not in options["connect_args"]
+    assert (options["pool_size"], options["max_overflow"]) == (POOL_SIZE, MAX_OVERFLOW)

@@ -31,7 +31,7 @@ def get_job(job_id: str):
     errors=(401, 422, 503),
 )
 def list_jobs(query: JobsQuery):
-    select = db.select(JobRow).options(selectinload(JobRow.history))
+    select = db.select(JobRow).options(selectinload(JobRow.recorded_attempts))
     if not g.user.is_admin:
         select = select.where(JobRow.user_id == g.user.id)
     if query.status:

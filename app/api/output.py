@@ -107,9 +107,10 @@ class Job(BaseModel):
     def from_row(cls, job: JobRow, *, admin: bool) -> Job:
         history = []
         retrying = job.status == "retrying"
-        for attempt in job.history:
+        attempts = job.history
+        for number, attempt in enumerate(attempts, 1):
             extra = {"traceback": attempt.traceback} if admin else {}
-            last = attempt is job.history[-1]
+            last = number == len(attempts)
             history.append(
                 Attempt(
                     attempt=attempt.attempt,

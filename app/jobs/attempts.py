@@ -30,18 +30,15 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    case,
     cast,
-    column,
     exists,
     insert,
-    or_,
+    literal,
     select,
     update,
-    values,
 )
 
-from app.db import changed_rows, clock, db, utcnow
+from app.db import UTCDateTime, changed_rows, clock, db, rows_of, utcnow
 from app.jobs import kinds
 from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
@@ -110,9 +107,13 @@ def lease_is_live(now: datetime | None = None):
 
 
 def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exception]:
-    """Move each job to ``running``, owned by its ``worker_id``, and open its next
+    """Move each job to ``running``, owned by its ``worker_id``, as its next
     attempt: one conditional UPDATE for all of them (the same conditions, row by
-    row). A job it did not claim is looked at on its own.
+    row). A job it did not claim is looked at on its own (``_claim_alone``).
+
+    The attempt lives in the job row (``attempts``, ``started_at``) until it
+    ends otherwise than by succeeding: an attempt that succeeds, which most do,
+    costs no row of its own (``Job.history``).
 
     The row says what the job does: a request whose ``actor`` or ``args`` disagree
     with it claims nothing and is answered MessageMismatch (a hand-crafted
@@ -121,29 +122,25 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
 
     Answers the claim, or None when the message must not run: the job is
     finished, cancelled, running under a live lease, or was retried by hand
-    since this message was sent (its ``series`` is stale). A ``running`` job
-    whose lease expired (its worker died) is taken over; that counts as a retry,
-    and a job whose workers keep dying fails with WorkerLost once its retries
-    are spent, instead of killing worker after worker.
+    since this message was sent (its ``series`` is stale).
 
     This conditional UPDATE is why no message can run a job twice: copies of a
     message (a relay's duplicate, a rescued job, a redelivery after a connection
     blip, a dead letter moved back) race for it; one changes the row.
     """
     now = utcnow()
-    rows = values(
-        column("id", String),
-        column("series", Integer),
-        column("token", String),
-        column("worker", String),
-        column("actor", String),
-        column("args", String),
-        name="wanted",
-    ).data(
-        [(r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args)) for r in requests]
+    wanted = rows_of(
+        "wanted",
+        {
+            "id": String(),
+            "series": Integer(),
+            "token": String(),
+            "worker": String(),
+            "actor": String(),
+            "args": Text(),
+        },
+        [(r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args)) for r in requests],
     )
-    wanted = rows.cte("wanted")  # SQLite names a VALUES list's columns only in a CTE
-    takeover = (Job.status == JobStatus.RUNNING) & ~lease_is_live()
     claimed_rows = db.session.execute(
         update(Job)
         .where(
@@ -151,12 +148,11 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
             Job.series == wanted.c.series,
             wanted.c.actor.is_(None) | (Job.actor == wanted.c.actor),
             wanted.c.args.is_(None) | (cast(Job.args, Text) == wanted.c.args),
-            or_(Job.status.in_(CLAIMABLE), takeover),
+            Job.status.in_(CLAIMABLE),
         )
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
-            retries=case((Job.status == JobStatus.RUNNING, Job.retries + 1), else_=Job.retries),
             worker_id=wanted.c.worker,
             claim=wanted.c.token,
             rescues=0,
@@ -164,55 +160,22 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
             next_retry_at=None,
             finished_at=None,
         )
-        .returning(
-            Job.id,
-            Job.actor,
-            Job.attempts,
-            Job.retries,
-            Job.max_retries,
-            Job.published_at,
-            Job.claim,
-        ),
+        .returning(*CLAIM_COLUMNS),
         execution_options={"synchronize_session": False},
     ).all()
-    claimed = {
-        row.id: Claim(
-            row.id,
-            row.actor,
-            row.attempts,
-            row.claim,
-            row.retries,
-            row.max_retries,
-            row.published_at,
-        )
-        for row in claimed_rows
-    }
-    taken_over = [claim.job_id for claim in claimed.values() if claim.attempt > 1]
-    if taken_over:
-        # Only a takeover finds an attempt still open: its worker stopped mid-job.
-        db.session.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id.in_(taken_over), JobAttempt.outcome == JobStatus.RUNNING)
-            .values(outcome="interrupted", finished_at=now, error_message="the worker stopped"),
-            execution_options={"synchronize_session": False},
-        )
-    if claimed:
-        db.session.execute(
-            insert(JobAttempt),
-            [
-                {"job_id": c.job_id, "attempt": c.attempt, "started_at": now}
-                for c in claimed.values()
-            ],
-        )
+    claimed = {row.id: _claim_of(row) for row in claimed_rows}
     results: list[Claim | None | Exception] = []
     runnable: dict[str, list[str]] = {}
     for request in requests:
         claim = claimed.get(request.job_id)
         if claim is None or claim.token != request.token:
             try:
-                results.append(_claimed_before(request))
+                claim = _claim_alone(request, now)
             except (JobNotFound, MessageMismatch) as refused:
                 results.append(refused)
+                continue
+        if claim is None:
+            results.append(None)
         elif claim.retries > claim.max_retries:
             error = WorkerLost(f"the worker running it stopped {claim.retries} time(s)")
             fail(claim, error, retry_at=None)
@@ -228,26 +191,35 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
 
 start_attempt: Write[StartAttempt, Claim | None] = batched(_start_attempts)
 
+CLAIM_COLUMNS = (
+    Job.id,
+    Job.actor,
+    Job.attempts,
+    Job.retries,
+    Job.max_retries,
+    Job.published_at,
+    Job.claim,
+)
 
-def _claimed_before(request: StartAttempt) -> Claim | None:
-    """No row changed: the job is not runnable, unless this very claim was
-    committed by an earlier try whose commit reply was lost; or the message
-    disagrees with the row."""
+
+def _claim_of(row) -> Claim:
+    return Claim(
+        row.id, row.actor, row.attempts, row.claim, row.retries, row.max_retries, row.published_at
+    )
+
+
+def _claim_alone(request: StartAttempt, now: datetime) -> Claim | None:
+    """The request claimed nothing with the others: this very claim was
+    committed by an earlier try whose commit reply was lost; or the job is
+    ``running`` under an expired lease (its worker died) and is taken over; or
+    the message disagrees with the row; or the job is not runnable."""
     row = db.session.execute(
-        select(Job.actor, Job.attempts, Job.retries, Job.max_retries, Job.published_at).where(
+        select(*CLAIM_COLUMNS).where(
             Job.id == request.job_id, Job.claim == request.token, Job.status == JobStatus.RUNNING
         )
     ).first()
     if row is not None:
-        return Claim(
-            request.job_id,
-            row.actor,
-            row.attempts,
-            request.token,
-            row.retries,
-            row.max_retries,
-            row.published_at,
-        )
+        return _claim_of(row)
     job = db.session.execute(select(Job.actor, Job.args).where(Job.id == request.job_id)).first()
     if job is None:
         raise JobNotFound(request.job_id)
@@ -257,7 +229,72 @@ def _claimed_before(request: StartAttempt) -> Claim | None:
         raise MessageMismatch(
             f"the message for job {request.job_id} names another actor or arguments"
         )
-    return None
+    return _take_over(request, now)
+
+
+def _take_over(request: StartAttempt, now: datetime) -> Claim | None:
+    """Claim a ``running`` job whose lease expired, closing the attempt its
+    worker left open as ``interrupted``. That counts as a retry, and a job whose
+    workers keep dying fails with WorkerLost once its retries are spent, instead
+    of killing worker after worker. The row is locked first, so that of two
+    copies taking over at once one does, and the attempt it closes is the one
+    that was running."""
+    expired = (
+        (Job.id == request.job_id)
+        & (Job.series == request.series)
+        & (Job.status == JobStatus.RUNNING)
+        & ~lease_is_live()
+    )
+    left = db.session.execute(
+        select(Job.attempts, Job.started_at).where(expired).with_for_update()
+    ).first()
+    if left is None:
+        return None
+    close_interrupted(request.job_id, left.attempts, left.started_at, now)
+    row = db.session.execute(
+        update(Job)
+        .where(Job.id == request.job_id)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            retries=Job.retries + 1,
+            worker_id=request.worker_id,
+            claim=request.token,
+            rescues=0,
+            started_at=now,
+            next_retry_at=None,
+            finished_at=None,
+        )
+        .returning(*CLAIM_COLUMNS)
+    ).one()
+    return _claim_of(row)
+
+
+def close_interrupted(
+    job_id: str, attempt: int, started_at: datetime | None, now: datetime
+) -> None:
+    """Record the job's attempt ``attempt`` as interrupted: its worker stopped.
+    A row of its own, unless the attempt opened one (as claims did before
+    attempts lived in the job row), which is closed instead."""
+    closed = changed_rows(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == JobStatus.RUNNING)
+        .values(outcome="interrupted", finished_at=now, error_message=INTERRUPTED)
+    )
+    if not closed and attempt > 0:
+        db.session.execute(
+            insert(JobAttempt).values(
+                job_id=job_id,
+                attempt=attempt,
+                started_at=started_at or now,
+                finished_at=now,
+                outcome="interrupted",
+                error_message=INTERRUPTED,
+            )
+        )
+
+
+INTERRUPTED = "the worker stopped"
 
 
 def _args_text(args) -> str | None:
@@ -284,13 +321,22 @@ def fail(
     unless ``hooks`` is false). False when the claim no longer owns the job."""
     now = utcnow()
     error_type, message, trace = describe(error)
-    close_attempt(
-        claim,
-        outcome=JobStatus.FAILED,
-        finished_at=now,
-        error_type=error_type,
-        error_message=message,
-        traceback=trace,
+    # The attempt's row, from the job row while the claim still owns it; what
+    # an attempt that lost its job did is the new owner's to record.
+    db.session.execute(
+        insert(JobAttempt).from_select(
+            FAILED_ATTEMPT_COLUMNS,
+            select(
+                Job.id,
+                Job.attempts,
+                Job.started_at,
+                literal(now, UTCDateTime()),
+                literal(str(JobStatus.FAILED)),
+                literal(error_type),
+                literal(message),
+                literal(trace),
+            ).where(owned(claim)),
+        )
     )
     if retry_at is None:
         status = {"status": JobStatus.FAILED, "finished_at": now}
@@ -321,16 +367,16 @@ def describe(error: BaseException) -> tuple[str, str, str]:
     )
 
 
-def close_attempt(claim: Claim, **values) -> None:
-    db.session.execute(
-        update(JobAttempt)
-        .where(
-            JobAttempt.job_id == claim.job_id,
-            JobAttempt.attempt == claim.attempt,
-            JobAttempt.outcome == JobStatus.RUNNING,
-        )
-        .values(**values)
-    )
+FAILED_ATTEMPT_COLUMNS = (
+    "job_id",
+    "attempt",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_type",
+    "error_message",
+    "traceback",
+)
 
 
 def log(claim: Claim, outcome: str) -> None:

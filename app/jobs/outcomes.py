@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dramatiq.common import compute_backoff
-from sqlalchemy import JSON, Integer, String, column, update, values
+from sqlalchemy import String, Text, select, update
 
-from app.db import db, utcnow
+from app.db import db, json_from_text, json_text, rows_of, utcnow
 from app.jobs import kinds
 from app.jobs.attempts import (
     Claim,
+    close_interrupted,
     describe,
     fail,
     lease_is_live,
@@ -35,7 +36,7 @@ from app.jobs.attempts import (
 )
 from app.jobs.errors import PermanentError
 from app.jobs.writes import Write, batched, one_at_a_time
-from app.models import Job, JobAttempt
+from app.models import Job
 from app.states import CLAIMABLE, JobStatus
 from app.text import storable_json
 
@@ -126,31 +127,14 @@ record: Write[Outcome, bool] = batched(_record)
 
 
 def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
-    """The successes, in two statements; answers the (job, claim) pairs that
-    still owned their job."""
+    """The successes, in one statement: the attempt that succeeded stays in the
+    job row (``Job.history``). Answers the (job, claim) pairs that still owned
+    their job."""
     now = utcnow()
-    values_list = values(
-        column("id", String),
-        column("attempt", Integer),
-        column("token", String),
-        column("result", JSON),
-        name="owned",
-    ).data(
-        [
-            (o.claim.job_id, o.claim.attempt, o.claim.token, storable_json(o.result))
-            for o in successes
-        ]
-    )
-    rows = values_list.cte("owned")
-    db.session.execute(
-        update(JobAttempt)
-        .where(
-            JobAttempt.job_id == rows.c.id,
-            JobAttempt.attempt == rows.c.attempt,
-            JobAttempt.outcome == JobStatus.RUNNING,
-        )
-        .values(outcome=JobStatus.SUCCEEDED, finished_at=now),
-        execution_options={"synchronize_session": False},
+    rows = rows_of(
+        "owned",
+        {"id": String(), "token": String(), "result": Text()},
+        [(o.claim.job_id, o.claim.token, json_text(storable_json(o.result))) for o in successes],
     )
     changed: set[tuple[str, str | None]] = {
         (row.id, row.claim)
@@ -161,7 +145,7 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
                 status=JobStatus.SUCCEEDED,
                 finished_at=now,
                 progress=100,
-                result=rows.c.result,
+                result=json_from_text(rows.c.result),
                 error_type=None,
                 error_message=None,
             )
@@ -221,9 +205,19 @@ def _fail_unclaimable(request: Unclaimable) -> None:
         ClaimFailed(f"the job could not be claimed: {type(error).__name__}: {error}")
     )
     claimable = Job.status.in_(CLAIMABLE) | ((Job.status == JobStatus.RUNNING) & ~lease_is_live())
-    actor = db.session.execute(
-        update(Job)
+    found = db.session.execute(
+        select(Job.actor, Job.status, Job.attempts, Job.started_at)
         .where(Job.id == job_id, claimable)
+        .with_for_update()
+    ).first()
+    if found is None:
+        return
+    if found.status == JobStatus.RUNNING:
+        close_interrupted(job_id, found.attempts, found.started_at, now)
+    actor = found.actor
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job_id)
         .values(
             status=JobStatus.FAILED,
             finished_at=now,
@@ -231,14 +225,6 @@ def _fail_unclaimable(request: Unclaimable) -> None:
             error_type=error_type,
             error_message=message,
         )
-        .returning(Job.actor)
-    ).scalar()
-    if actor is None:
-        return
-    db.session.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == JobStatus.RUNNING)
-        .values(outcome="interrupted", finished_at=now, error_message="the worker stopped")
     )
     kinds.of(actor).given_up([job_id])
     logger.info("job %s (%s) failed: %s", job_id, actor, message)

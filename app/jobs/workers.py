@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import create_engine, delete
 
-from app.db import clock, engine_options
+from app.db import clock, connection_settings
 from app.jobs import durable
 from app.leases import LeaseTable
 from app.models import Worker
@@ -173,8 +173,8 @@ def process_is_live() -> bool:
     return lease is None or lease.live()
 
 
-def _heartbeat_engine(url: str):
-    options = engine_options(url)
+def _heartbeat_engine(database_url: str):
+    url, options = connection_settings(database_url)
     if url.startswith("sqlite"):
         return create_engine(url, **options)
     if url.startswith("postgresql"):
@@ -182,4 +182,4 @@ def _heartbeat_engine(url: str):
             **options.get("connect_args", {}),
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         }
-    return create_engine(url, pool_size=1, max_overflow=0, **options)
+    return create_engine(url, **options | {"pool_size": 1, "max_overflow": 0})

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from app.db import database_now, db
-from app.models import JobAttempt, Worker
+from app.models import Job, Worker
 from tests.support.audit import audit
 from tests.support.claims import claim
 from tests.support.jobs import all_in, job, outcomes, send_emails
@@ -37,7 +37,7 @@ def test_worker_started_while_the_database_is_down_claims_only_once_its_lease_ex
     with live_app.app_context():
         [registered] = db.session.scalars(db.select(Worker.started_at)).all()
         claimed = db.session.scalar(
-            db.select(JobAttempt.started_at).where(JobAttempt.job_id == sent["job_id"])
+            db.select(Job.started_at).where(Job.id == sent["job_id"])
         )
         assert registered <= claimed
     assert "waits until it is" in worker.log()

@@ -11,7 +11,7 @@ from app.db import db, utcnow
 from app.emails import SEND_EMAIL
 from app.jobs import attempts, durable, outcomes, state
 from app.jobs.outcomes import Outcome
-from app.models import Job, Worker
+from app.models import Job, JobAttempt, Worker
 from tests.support.claims import claim, record_failure, record_success
 
 
@@ -163,3 +163,44 @@ def test_successes_in_one_group_commit_leave_a_taken_over_job_alone(app):
             {"n": 1},
         )
         assert db.session.get(Job, lost).status == "running"
+
+
+def test_an_attempt_that_succeeds_writes_no_attempt_row_and_is_in_the_history(app, job_id):
+    # Given a job claimed by a live worker
+    _worker(app, "a", live=True)
+    with app.app_context():
+        running = claim(job_id, worker_id="a")
+        job = db.session.get(Job, job_id)
+        # Then while it runs, its attempt is the job row's
+        assert [(a.attempt, a.outcome, a.finished_at) for a in job.history] == [
+            (1, "running", None)
+        ]
+        # When it succeeds
+        record_success(running)
+        db.session.expire_all()
+        job = db.session.get(Job, job_id)
+        # Then no attempt row was written, and the history still has the attempt
+        assert db.session.scalars(db.select(JobAttempt)).all() == []
+        [attempt] = job.history
+        assert (attempt.attempt, attempt.outcome) == (1, "succeeded")
+        assert (attempt.started_at, attempt.finished_at) == (job.started_at, job.finished_at)
+
+
+def test_a_takeover_closes_an_attempt_row_left_open_by_an_earlier_version(app, job_id):
+    # Given a running job whose attempt has a row of its own (claims once wrote
+    # one), and whose worker died
+    with app.app_context():
+        first = claim(job_id, worker_id="gone")
+        db.session.add(JobAttempt(job_id=job_id, attempt=first.attempt, started_at=utcnow()))
+        db.session.commit()
+    _worker(app, "b", live=True)
+    with app.app_context():
+        # When another worker takes it over and succeeds
+        record_success(claim(job_id, worker_id="b"))
+        db.session.expire_all()
+        # Then that row is closed as interrupted, and no second row is written for it
+        job = db.session.get(Job, job_id)
+        assert [(a.attempt, a.outcome) for a in job.history] == [
+            (1, "interrupted"),
+            (2, "succeeded"),
+        ]
