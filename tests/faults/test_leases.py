@@ -36,9 +36,7 @@ def test_worker_started_while_the_database_is_down_claims_only_once_its_lease_ex
     wait_until(lambda: all_in(live_app, [sent["job_id"]], "succeeded"), timeout=30)
     with live_app.app_context():
         [registered] = db.session.scalars(db.select(Worker.started_at)).all()
-        claimed = db.session.scalar(
-            db.select(Job.started_at).where(Job.id == sent["job_id"])
-        )
+        claimed = db.session.scalar(db.select(Job.started_at).where(Job.id == sent["job_id"]))
         assert registered <= claimed
     assert "waits until it is" in worker.log()
     assert audit(live_app, smtp_server)["delivered"] == 1
