@@ -4,6 +4,7 @@ engine settings that keep SQLite and PostgreSQL well behaved under load."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,9 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.engine import CursorResult, Engine, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -191,11 +194,43 @@ def connection_settings(url: str) -> tuple[str, dict]:
             hide_password=False
         )
     return url, {
-        "pool_pre_ping": True,
         "pool_size": POOL_SIZE,
         "max_overflow": MAX_OVERFLOW,
         "connect_args": connect_args,
     }
+
+
+# A pooled connection idle longer than this is pinged before it is handed out
+# (``_ping_if_idle``); one in steady use is not.
+PING_AFTER_IDLE_S = 2.0
+
+
+@event.listens_for(Pool, "checkin")
+def _note_checkin(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for PostgreSQL connections that sat idle:
+    it would cost a round trip per checkout (per web request and per batch of
+    state writes) to find a connection that a busy process used a moment ago.
+    One that died in use fails its statement, which invalidates the pool
+    (``handle_error`` below; every caller answers or retries an outage)."""
+    if not type(dbapi_connection).__module__.startswith("psycopg"):
+        return
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute("SELECT 1")
+        finally:
+            dbapi_connection.autocommit = autocommit
+    except Exception as error:
+        raise InvalidatePoolError(f"connection idle for a while is gone: {error}") from error
 
 
 # A server that refuses writes for a while (a primary being demoted, a failover)
