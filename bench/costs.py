@@ -166,10 +166,8 @@ class Meter:
             self._own.close()
 
     def _snapshot(self, settle: bool) -> dict:
-        if settle and self._database is not None:
-            time.sleep(SETTLE_S + sqlcount.FLUSH_S)
-        else:
-            time.sleep(2 * sqlcount.FLUSH_S)
+        if settle:  # quiet now: let the counts of the last moments land
+            time.sleep(SETTLE_S if self._database is not None else 2 * sqlcount.FLUSH_S)
         self._admin.execute("SELECT pg_stat_clear_snapshot()")
         snap: dict = {
             "cpu": {name: sum(map(cpu_ticks, pids())) for name, pids in self._groups.items()},
