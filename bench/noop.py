@@ -122,7 +122,7 @@ def run_bare(n: int, log_dir: Path) -> dict:
             log_dir=log_dir,
         )
         meter.watch(worker=worker)
-        meter.start()
+        meter.start(settle=False)  # as the project's: from the moment the workers are ready
         measured = n - counter.count
         common.wait_for(
             lambda: worker.check() and counter.count >= n,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import json
 import os
 import re
@@ -79,8 +80,9 @@ def _flush() -> None:
         data = {"pid": os.getpid(), "counts": dict(_counts)}
     path = _dir / f"{os.getpid()}.json"
     spare = path.with_suffix(".tmp")
-    spare.write_text(json.dumps(data))
-    os.replace(spare, path)
+    with contextlib.suppress(OSError):  # the benchmark has removed the directory
+        spare.write_text(json.dumps(data))
+        os.replace(spare, path)
 
 
 def _flusher() -> None:
