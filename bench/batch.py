@@ -125,7 +125,8 @@ def run_project(n: int, size: int, clients: int, log_dir: Path) -> dict:
         headers = {"Authorization": f"Bearer {token}"}
         check_endpoint(port, headers, size)
         post = {"body": lambda i: batch(i, size), "headers": headers}
-        common.post_load(port, PATH, requests=WARMUP_BATCHES - 1, clients=clients, **post)
+        warm = common.post_load(port, PATH, requests=WARMUP_BATCHES - 1, clients=1, **post)
+        assert warm.statuses == {202: WARMUP_BATCHES - 1}, warm.statuses
         meter.start()
         load = common.post_load(port, PATH, requests=n, clients=clients, **post)
         meter.stop()
@@ -137,8 +138,8 @@ def run_project(n: int, size: int, clients: int, log_dir: Path) -> dict:
         return {
             "what": f"project POST {PATH}",
             **figures,
-            "costs": meter.per_job(figures["emails"]),
-            "statements": costs.breakdown(meter, figures["emails"]),
+            "costs": meter.per_job(max(1, figures["emails"])),
+            "statements": costs.breakdown(meter, max(1, figures["emails"])),
         }
     finally:
         if web:
