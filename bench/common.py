@@ -58,7 +58,7 @@ class Process:
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **env},
+            env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **_path(), **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -110,6 +110,12 @@ class Process:
             except ProcessLookupError:
                 pass
         self._log.close()
+
+
+def _path() -> dict:
+    """Children import this tree's packages, whatever else is installed."""
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
 def gunicorn(

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import common, profiling, project, smtp_sink
+from bench import common, costs, profiling, project, smtp_sink
 
 PROCESSES, THREADS = 2, 8
 WARMUP = 64
@@ -36,7 +36,9 @@ def email(i: int) -> dict:
     return {"to": f"user{i}@example.com", "subject": f"Hello {i}", "body": "Sent by a worker.\n"}
 
 
-def drive(port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSink) -> dict:
+def drive(
+    port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSink, meter: costs.Meter
+) -> dict:
     warm = common.post_load(
         port, "/api/emails", requests=WARMUP, clients=clients, body=email, headers=headers
     )
@@ -44,6 +46,7 @@ def drive(port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSi
     sink.wait_for(WARMUP, timeout=120)
     time.sleep(0.5)
     sink.reset()
+    meter.start()
     load = common.post_load(
         port, "/api/emails", requests=n, clients=clients, body=email, headers=headers
     )
@@ -60,7 +63,7 @@ def drive(port: int, headers: dict, n: int, clients: int, sink: smtp_sink.SmtpSi
 
 
 def run_toy(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path) -> dict:
-    vhost = project.RabbitVhost()
+    vhost, meter = project.RabbitVhost(), costs.Meter(log_dir)
     web = worker = None
     try:
         env = {"TOY_BROKER_URL": vhost.url(), "MAIL_PORT": str(sink.port)}
@@ -76,13 +79,17 @@ def run_toy(n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path) -> di
         web = common.gunicorn(
             "toy-web", "bench.toy:app", port=port, env=env, log_dir=log_dir, args=TOY_GUNICORN
         )
-        result = drive(port, {}, n, clients, sink)
+        meter.watch(web=web, worker=worker)
+        result = drive(port, {}, n, clients, sink, meter)
+        meter.stop()
+        result["costs"] = meter.per_job(n)
         result["web"] = "gunicorn 2 sync workers"
         return result
     finally:
         for process in (web, worker):
             if process:
                 process.stop()
+        meter.close()
         vhost.delete()
 
 
@@ -90,6 +97,7 @@ def run_project(
     n: int, clients: int, sink: smtp_sink.SmtpSink, log_dir: Path, profile_dir: Path | None = None
 ) -> dict:
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
+    meter = costs.Meter(log_dir, database=database)
     app = web = worker = None
     spies = []
     try:
@@ -102,7 +110,7 @@ def run_project(
             ["actors"],
             processes=PROCESSES,
             threads=THREADS,
-            env=env,
+            env={**env, **meter.env("worker")},
             log_dir=log_dir,
         )
         port = common.free_port()
@@ -110,10 +118,11 @@ def run_project(
             "project-web",
             "app:create_app()",
             port=port,
-            env=env,
+            env={**env, **meter.env("web")},
             log_dir=log_dir,
             args=["-c", "deploy/gunicorn.conf.py"],
         )
+        meter.watch(web=web, worker=worker)
         headers = {"Authorization": f"Bearer {token}"}
         if profile_dir:
             worker_pid = _worker_pids(worker)[0]
@@ -140,7 +149,7 @@ def run_project(
                     )
                 )
             time.sleep(1)
-        result = drive(port, headers, n, clients, sink)
+        result = drive(port, headers, n, clients, sink, meter)
         for spy in spies:
             profiling.stop(spy)
         # The last emails are at the sink; their jobs' last writes may still be landing.
@@ -151,6 +160,9 @@ def run_project(
                 interval=0.2,
                 what="the last jobs to finish",
             )
+        meter.stop()
+        result["costs"] = meter.per_job(n)
+        result["statements"] = costs.breakdown(meter, n)
         counts = project.status_counts(app, "send_email")
         result["jobs"] = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
         result["web"] = (
@@ -166,6 +178,7 @@ def run_project(
                 process.stop()
         if app is not None:
             project.dispose(app)
+        meter.close()
         vhost.delete()
         database.drop()
 
@@ -226,6 +239,8 @@ def main(argv: list[str]) -> None:
     for row in rows:
         print(f"{row['what']} web: {row['web']}")
     print(f"project jobs: {ours['jobs']}")
+    print(costs.table({row["what"]: row["costs"] for row in rows}, unit="email"))
+    print(ours["statements"])
     if toy:
         e2e, enq = ours["e2e"] / toy["e2e"], ours["enqueue"] / toy["enqueue"]
         print(

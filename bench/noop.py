@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import common, project
+from bench import common, costs, project
 
 PROCESSES, THREADS = 2, 8
 TARGET_DRAMATIQ, TARGET_CELERY = 0.8, 1.8
@@ -35,6 +35,7 @@ def run_project(n: int, log_dir: Path) -> dict:
     from bench.noop_actors import BENCH_NOOP
 
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
+    meter = costs.Meter(log_dir, database=database)
     app = worker = publisher = None
     try:
         app = project.database_app(database)
@@ -54,9 +55,12 @@ def run_project(n: int, log_dir: Path) -> dict:
             ["actors", "bench.noop_actors"],
             processes=PROCESSES,
             threads=THREADS,
-            env=project.env(database, vhost, 25),
+            env={**project.env(database, vhost, 25), **meter.env("worker")},
             log_dir=log_dir,
         )
+        meter.watch(worker=worker)
+        meter.start(settle=False)  # some jobs have run already: costs count from here
+        measured = n - project.status_counts(app, BENCH_NOOP.actor).get("succeeded", 0)
 
         def done():
             worker.check()
@@ -66,6 +70,7 @@ def run_project(n: int, log_dir: Path) -> dict:
             return counts.get("succeeded", 0) >= n
 
         common.wait_for(done, timeout=max(600, n / 20), interval=0.5, what="project no-op jobs")
+        meter.stop()
         first, last = project.span(app, BENCH_NOOP.actor)
         seconds = (last - first).total_seconds()
         return {
@@ -74,6 +79,9 @@ def run_project(n: int, log_dir: Path) -> dict:
             "enqueue_s": enqueue_s,
             "seconds": seconds,
             "rate": n / seconds,
+            "costs": meter.per_job(measured),
+            "measured": measured,
+            "statements": costs.breakdown(meter, measured),
         }
     finally:
         if worker:
@@ -82,6 +90,7 @@ def run_project(n: int, log_dir: Path) -> dict:
             publisher.close()
         if app is not None:
             project.dispose(app)
+        meter.close()
         vhost.delete()
         database.drop()
 
@@ -91,6 +100,7 @@ def run_bare(n: int, log_dir: Path) -> dict:
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
     vhost, counter = project.RabbitVhost(), common.DoneCounter()
+    meter = costs.Meter(log_dir)
     broker = worker = None
     try:
         broker = RabbitmqBroker(url=vhost.url())
@@ -111,12 +121,16 @@ def run_bare(n: int, log_dir: Path) -> dict:
             env={"BENCH_BROKER_URL": vhost.url(), **counter.env},
             log_dir=log_dir,
         )
+        meter.watch(worker=worker)
+        meter.start(settle=False)  # as the project's: from the moment the workers are ready
+        measured = n - counter.count
         common.wait_for(
             lambda: worker.check() and counter.count >= n,
             timeout=max(300, n / 50),
             interval=0.05,
             what="bare no-op jobs",
         )
+        meter.stop()
         seconds = counter.last - counter.first
         return {
             "what": "bare Dramatiq",
@@ -124,6 +138,8 @@ def run_bare(n: int, log_dir: Path) -> dict:
             "enqueue_s": enqueue_s,
             "seconds": seconds,
             "rate": n / seconds,
+            "costs": meter.per_job(measured),
+            "measured": measured,
         }
     finally:
         if worker:
@@ -131,6 +147,7 @@ def run_bare(n: int, log_dir: Path) -> dict:
         if broker:
             broker.close()
         counter.close()
+        meter.close()
         vhost.delete()
 
 
@@ -223,6 +240,12 @@ def main(argv: list[str]) -> None:
         "(rate: jobs/s from the first job started to the last done; ratio: project / row;"
         " enqueue_s: time to queue them, not in the rate)"
     )
+    print(
+        f"costs from the moment every worker process was ready, over the jobs done after it"
+        f" (bare Dramatiq {bare['measured']:,}, project {ours['measured']:,}):"
+    )
+    print(costs.table({"bare Dramatiq": bare["costs"], "project": ours["costs"]}))
+    print(ours["statements"])
     r_bare, r_celery = ours["rate"] / bare["rate"], ours["rate"] / celery["rate"]
     print(
         f"RESULT no-op: project {ours['rate']:,.0f} jobs/s, bare Dramatiq {bare['rate']:,.0f}, "
