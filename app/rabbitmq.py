@@ -517,7 +517,13 @@ class StubBroker(dramatiq_stub.StubBroker, AppBroker):
     def publish_many(
         self, messages: Sequence[dramatiq.Message], *, within: float | None = None
     ) -> set[str]:
-        return {self.publish(message).message_id for message in messages}
+        confirmed = set()
+        for message in messages:
+            try:
+                confirmed.add(self.publish(message).message_id)
+            except dramatiq.errors.BrokerConnectionError:
+                logger.warning("message %s not published", message.message_id, exc_info=True)
+        return confirmed
 
     def queue_depth(self, queue: str) -> int:
         self.declare_queue(queue)
