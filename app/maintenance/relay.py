@@ -25,9 +25,9 @@ RUN_LIMIT = 20 * BATCH
 def relay(*, limit: int = RUN_LIMIT, batch: int = BATCH) -> Summary:
     """Publish up to ``limit`` waiting jobs, oldest first, ``batch`` at a time:
     each batch is one SELECT, one publish with one wait for the broker's
-    confirms, and one UPDATE and commit for the confirmed jobs. Stops at the first batch the broker did not confirm
-    whole (it is down or refusing: the rest would fail too); its unconfirmed
-    jobs stay unpublished for the next run."""
+    confirms, and one UPDATE and commit for the confirmed jobs. Stops at the
+    first batch the broker did not confirm whole (it is down or refusing: the
+    rest would fail too); its unconfirmed jobs stay unpublished for the next run."""
     published = 0
     while published < limit:
         messages = _waiting(min(batch, limit - published))
