@@ -1,16 +1,18 @@
-"""Emails: queueing one (with its job and idempotency key), delivering it through
-Flask-Mail, and its state as users see it."""
+"""Emails: queueing them (one or a batch, with their jobs and idempotency key),
+delivering one through Flask-Mail, and its state as users see it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from app import email_message, quotas, smtp
 from app.db import db, one_of, utcnow
@@ -81,50 +83,138 @@ def request_hash(request: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewEmail:
+    """One email a user asks to queue."""
+
+    to: str
+    subject: str
+    body: str
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A queued email as its request answers it."""
+
+    job_id: str | None  # None only once a finished job is deleted (JOB_RETENTION_DAYS)
+    email_id: str
+    status: EmailStatus
+
+
+class MessageTooLarge(quotas.EmailTooLarge):
+    """The batch's message at ``index`` is over EMAIL_MAX_BODY_BYTES."""
+
+    def __init__(self, index: int, error: quotas.EmailTooLarge):
+        super().__init__(str(error))
+        self.index = index
+
+
 def queue_email(
     *,
     user_id: int,
-    to: str,
-    subject: str,
-    body: str,
-    html: str | None,
+    message: NewEmail,
     idempotency_key: str | None,
     request_hash: str | None = None,
-) -> tuple[Email, bool]:
-    """Commit an email and its job, then publish the job. Returns the email and
-    whether it is new; a repeated idempotency key returns the first email, or
-    raises IdempotencyKeyReused when it came with a different request.
+) -> tuple[Queued, bool]:
+    """``queue_emails`` of one email; raises quotas.EmailTooLarge for it."""
+    try:
+        [queued], new = queue_emails(
+            user_id=user_id,
+            messages=[message],
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    except MessageTooLarge as error:
+        raise quotas.EmailTooLarge(str(error)) from None
+    return queued, new
 
-    Raises quotas.EmailTooLarge or quotas.QuotaExceeded (queueing nothing) for
-    an email over EMAIL_MAX_BODY_BYTES or over the user's USER_EMAILS_PER_HOUR."""
-    quotas.check_email_size(body, html)
+
+def queue_emails(
+    *,
+    user_id: int,
+    messages: Sequence[NewEmail],
+    idempotency_key: str | None,
+    request_hash: str | None = None,
+) -> tuple[list[Queued], bool]:
+    """Commit the emails and their jobs, in the order given, then publish the
+    jobs in one batch: one INSERT for the jobs, one for the emails, one commit.
+    Returns what each is, and whether they are new; a repeated idempotency key
+    returns the first request's emails, or raises IdempotencyKeyReused when it
+    came with a different request.
+
+    Raises MessageTooLarge or quotas.QuotaExceeded (queueing nothing) for a
+    message over EMAIL_MAX_BODY_BYTES or more emails than the user's
+    USER_EMAILS_PER_HOUR leaves room for."""
+    for index, message in enumerate(messages):
+        try:
+            quotas.check_email_size(message.body, message.html)
+        except quotas.EmailTooLarge as error:
+            raise MessageTooLarge(index, error) from None
     if idempotency_key is not None:
         existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return existing, False
-    quotas.check_emails(user_id)
-    email, job = new_email(
-        user_id=user_id,
-        to=to,
-        subject=subject,
-        body=body,
-        html=html,
-        idempotency_key=idempotency_key,
-    )
-    email.request_hash = request_hash
-    email.user_queued = True
+    quotas.check_emails(user_id, len(messages))
+    jobs, rows = _rows(user_id, messages, idempotency_key, request_hash)
+    outgoing = outbox.insert_jobs(jobs)
     try:
-        outbox.commit_and_publish(job)
+        db.session.execute(insert(Email), rows)
+        outbox.commit_then_publish(outgoing)
     except IntegrityError:
-        # A concurrent request with the same key committed first: answer with its email.
+        # A concurrent request with the same key committed first: answer with its emails.
         db.session.rollback()
-        if idempotency_key is None:
-            raise
-        existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
+        existing = None
+        if idempotency_key is not None:
+            existing = _by_idempotency_key(user_id, idempotency_key, request_hash)
         if existing is None:
             raise
         return existing, False
-    return email, True
+    return [Queued(row["job_id"], row["id"], EmailStatus.QUEUED) for row in rows], True
+
+
+def _rows(
+    user_id: int, messages: Sequence[NewEmail], key: str | None, request_hash: str | None
+) -> tuple[list[dict], list[dict]]:
+    """The jobs' and the emails' column values. The first email holds the key;
+    with a key, each email of a batch of several names the first and its place
+    (``batch_id``, ``batch_index``), which a repeat answers from."""
+    domain = _mail_domain()
+    jobs: list[dict] = []
+    rows: list[dict] = []
+    for index, message in enumerate(messages):
+        job = outbox.new_job_values(SEND_EMAIL, args=[], user_id=user_id)
+        row = _email_values(job["id"], user_id, message, domain=domain)
+        job["args"] = [row["id"]]
+        first = index == 0
+        in_batch = key is not None and len(messages) > 1
+        row.update(
+            idempotency_key=key if first else None,
+            request_hash=request_hash if first else None,
+            batch_id=(row["id"] if first else rows[0]["id"]) if in_batch else None,
+            batch_index=index if in_batch else None,
+            user_queued=True,
+        )
+        jobs.append(job)
+        rows.append(row)
+    return jobs, rows
+
+
+def _email_values(
+    job_id: str, user_id: int, message: NewEmail, *, domain: str, attachment: str | None = None
+) -> dict:
+    return {
+        "id": new_id(),
+        "user_id": user_id,
+        "job_id": job_id,
+        "to": message.to,
+        "subject": message.subject,
+        "body": message.body,
+        "html": message.html,
+        "message_id": f"<{job_id}@{domain}>",
+        "attachment": attachment,
+        "created_at": utcnow(),
+    }
 
 
 def new_email(
@@ -134,43 +224,46 @@ def new_email(
     subject: str,
     body: str,
     html: str | None = None,
-    idempotency_key: str | None = None,
     attachment: str | None = None,
 ):
-    """An email and its ``send_email`` job, added to the session; the caller
-    commits and publishes them with ``outbox.commit_and_publish(job)``."""
+    """An email of the app's own (an export's delivery) and its ``send_email``
+    job, added to the session; the caller commits and publishes them with
+    ``outbox.commit_and_publish(job)``."""
     job = state.new_job(SEND_EMAIL, args=[], user_id=user_id)
+    message = NewEmail(to=to, subject=subject, body=body, html=html)
     email = Email(
-        id=new_id(),
-        user_id=user_id,
-        job_id=job.id,
-        to=to,
-        subject=subject,
-        body=body,
-        html=html,
-        message_id=f"<{job.id}@{_mail_domain()}>",
-        idempotency_key=idempotency_key,
-        attachment=attachment,
-        created_at=utcnow(),
+        **_email_values(job.id, user_id, message, domain=_mail_domain(), attachment=attachment)
     )
     job.args = [email.id]
     db.session.add(email)
     return email, job
 
 
-def _by_idempotency_key(user_id: int, key: str, request_hash: str | None) -> Email | None:
+def _by_idempotency_key(user_id: int, key: str, request_hash: str | None) -> list[Queued] | None:
     email = db.session.scalar(
         select(Email).where(Email.user_id == user_id, Email.idempotency_key == key)
     )
-    if email is None or email.created_at > utcnow() - IDEMPOTENCY_WINDOW:
-        # Rows from before request hashes were kept (NULL) match any request.
-        if email is not None and email.request_hash not in (None, request_hash):
-            db.session.rollback()
-            raise IdempotencyKeyReused(key)
-        return email
-    # Past the window the key may be used again: release it from the old email.
-    db.session.execute(update(Email).where(Email.id == email.id).values(idempotency_key=None))
-    return None
+    if email is None:
+        return None
+    if email.created_at <= utcnow() - IDEMPOTENCY_WINDOW:
+        # Past the window the key may be used again: release it from the old email.
+        db.session.execute(update(Email).where(Email.id == email.id).values(idempotency_key=None))
+        return None
+    # Rows from before request hashes were kept (NULL) match any request.
+    if email.request_hash not in (None, request_hash):
+        db.session.rollback()
+        raise IdempotencyKeyReused(key)
+    batch = [email]
+    if email.batch_id is not None:
+        batch = list(
+            db.session.scalars(
+                select(Email)
+                .where(Email.batch_id == email.batch_id)
+                .order_by(Email.batch_index)
+                .options(selectinload(Email.job))
+            )
+        )
+    return [Queued(e.job_id, e.id, status(e)) for e in batch]
 
 
 def _mail_domain() -> str:

@@ -235,6 +235,14 @@ class Email(Model):
         Index("ix_emails_user_created", "user_id", "created_at"),
         # USER_EMAILS_PER_HOUR counts a user's own emails of the last hour here (app/quotas.py).
         Index("ix_emails_user_queued_created", "user_id", "user_queued", "created_at"),
+        # A repeated batch's Idempotency-Key answers its emails in order (app/emails.py).
+        Index(
+            "ix_emails_batch",
+            "batch_id",
+            "batch_index",
+            sqlite_where=text("batch_id IS NOT NULL"),
+            postgresql_where=text("batch_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -254,6 +262,10 @@ class Email(Model):
     # SHA-256 of the request that came with the key: the same key with another
     # request is refused rather than answered with this email.
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # A batch that came with a key: each of its emails names the email that
+    # holds the key (the first) and its place in the batch.
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
     # A file under EXPORT_DIR sent as an attachment (an export's email).
     attachment: Mapped[str | None] = mapped_column(String(255))
     # True when the user's own request queued it, so that it counts against

@@ -48,21 +48,37 @@ their acks are dropped (logged at info).
 blocked connection during a broker alarm, Dramatiq's six attempts): the web
 gives up after a few seconds and leaves the job to the relay
 (app/maintenance/relay.py), instead of holding a request for a minute.
+
+``publish_many(messages, within=seconds)`` publishes a batch and waits for the
+broker's confirms once, not once per message: pika's BlockingChannel in confirm
+mode (Dramatiq's channel) waits for each message's ack inside ``basic_publish``,
+a round trip per message. So the batch goes out on a channel of its own, put in
+confirm mode on pika's underlying channel with a callback that counts the acks
+and nacks by delivery tag (``multiple`` included) and the returns (unroutable)
+by message id; ``process_data_events`` runs until each message is settled or
+the time is up. What is not acked within the time (a nack, a return, a lost
+connection, the deadline) counts as not published: the caller leaves those jobs
+to the relay. Confirms are what quorum queues promise on (a message is acked once
+a majority of replicas has it); AMQP transactions (``tx_select``) would commit
+the batch as one, but cannot share a channel with confirms and are documented
+by RabbitMQ as the slower, weaker promise.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 
 import dramatiq
 import pika
 from dramatiq.brokers import rabbitmq as dramatiq_rabbitmq
 from dramatiq.brokers import stub as dramatiq_stub
-from dramatiq.common import dq_name, xq_name
+from dramatiq.common import dq_name, q_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
 logger = logging.getLogger(__name__)
@@ -114,6 +130,17 @@ class AppBroker(dramatiq.Broker):
         (raising) once that many seconds have passed in total."""
         raise NotImplementedError
 
+    def publish_many(
+        self, messages: Sequence[dramatiq.Message], *, within: float | None = None
+    ) -> set[str]:
+        """Declare the messages' queues and enqueue them, as ``enqueue`` would each
+        (its ``before_enqueue`` and ``after_enqueue`` hooks included), awaiting
+        the broker's confirms once for the batch. Returns the ids of the messages
+        the broker confirmed (all but those that failed); with ``within``, gives
+        up on the rest once that many seconds have passed in total. Never raises
+        for a broker fault."""
+        raise NotImplementedError
+
     def queue_depth(self, queue: str) -> int:
         """Messages waiting in ``queue`` and its delay queue, not yet delivered."""
         raise NotImplementedError
@@ -142,6 +169,77 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
         if within is None:
             return self.enqueue(message)
         return self.enqueue_within(message, within)
+
+    def publish_many(
+        self, messages: Sequence[dramatiq.Message], *, within: float | None = None
+    ) -> set[str]:
+        seconds = CONFIRM_WAIT_S if within is None else within
+        self.state.deadline = time.monotonic() + seconds
+        self.state.budget = seconds
+        confirms = _Confirms(messages)
+        try:
+            self._publish_confirmed(messages, confirms)
+        except (pika.exceptions.AMQPError, ConnectionClosed):
+            logger.warning(
+                "%d of %d messages not confirmed; the relay will publish them",
+                len(messages) - len(confirms.acked),
+                len(messages),
+                exc_info=True,
+            )
+            del self.connection
+        finally:
+            self.state.deadline = None
+        for message in messages:
+            if message.message_id in confirms.acked:
+                self.emit_after("enqueue", message, None)
+        return confirms.acked
+
+    def _publish_confirmed(self, messages: Sequence[dramatiq.Message], confirms: _Confirms):
+        for queue_name in dict.fromkeys(q_name(message.queue_name) for message in messages):
+            self.declare_queue(queue_name, ensure=True)
+        connection = self.connection
+        channel = connection.channel()
+        try:
+            # pika's own channel under the blocking one: its confirm callback
+            # sees every ack, where BlockingChannel waits for each in turn.
+            impl = channel._impl
+            confirms.wake = functools.partial(connection.call_later, 0, _nothing)
+            impl.confirm_delivery(confirms.settle, callback=confirms.selected)
+            impl.add_on_return_callback(confirms.returned)
+            self._wait(connection, lambda: confirms.confirming)
+            for message in messages:
+                # As enqueue: a message with an eta is a copy bound for the delay queue already.
+                self.emit_before("enqueue", message, None)
+                impl.basic_publish(
+                    exchange="",
+                    routing_key=message.queue_name,
+                    body=message.encode(),
+                    properties=pika.BasicProperties(
+                        delivery_mode=2, priority=message.options.get("broker_priority")
+                    ),
+                    mandatory=True,
+                )
+                confirms.sent(message.message_id)
+            self._wait(connection, confirms.settled)
+        finally:
+            self.queues_pending.update(confirms.unroutable_queues)  # gone: declare them again
+            if channel.is_open:
+                channel.close()
+
+    def _wait(self, connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
+        """Process the connection's events until ``done()``, or PublishTimeout at
+        the deadline. Each confirm callback sets a 0-delay timer (``wake``), which
+        ends a wait for events, so that ``done()`` is asked again at once."""
+        deadline = self.state.deadline
+        timer = connection.call_later(max(0.0, deadline - time.monotonic()), _nothing)
+        try:
+            while not done():
+                if time.monotonic() >= deadline:
+                    raise PublishTimeout(f"not confirmed within {self.state.budget}s")
+                connection.process_data_events(time_limit=None)
+        finally:
+            if connection.is_open:
+                connection.remove_timeout(timer)
 
     def queue_depth(self, queue: str) -> int:
         self.declare_queue(queue)
@@ -247,6 +345,9 @@ class QuorumRabbitmqBroker(RabbitmqBroker):
         )
 
 
+# How long a publish without ``within`` (the relay's) waits for its confirms.
+CONFIRM_WAIT_S = 30.0
+
 # The largest message a worker takes: this application's carry ids (a few hundred bytes).
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -351,6 +452,58 @@ class _Remembering:
         return method, self.properties, body
 
 
+def _nothing() -> None:
+    """A timer's callback whose only point is to end a wait for events."""
+
+
+class _Confirms:
+    """The publisher confirms of one batch on its own channel, whose delivery
+    tags number its publishes from 1. An ack or nack with ``multiple`` settles
+    every tag up to its own. A returned message (unroutable: its queue is gone)
+    is acked after its return, and counts as not published."""
+
+    def __init__(self, messages: Sequence[dramatiq.Message]):
+        self.queues = {message.message_id: q_name(message.queue_name) for message in messages}
+        self.pending: dict[int, str] = {}  # tag: message id, in the order sent
+        self.tags = 0
+        self.acked: set[str] = set()
+        self.unroutable: set[str] = set()
+        self.confirming = False
+        self.wake: Callable[[], object] = _nothing
+
+    @property
+    def unroutable_queues(self) -> set[str]:
+        return {self.queues[message_id] for message_id in self.unroutable}
+
+    def sent(self, message_id: str) -> None:
+        self.tags += 1
+        self.pending[self.tags] = message_id
+
+    def settled(self) -> bool:
+        return not self.pending
+
+    def selected(self, _frame) -> None:
+        self.confirming = True
+        self.wake()
+
+    def settle(self, frame) -> None:
+        method = frame.method
+        last = method.delivery_tag
+        if method.multiple:  # the pending tags are in order
+            tags = list(itertools.takewhile(lambda tag: tag <= last, self.pending))
+        else:
+            tags = [last]
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        for tag in tags:
+            message_id = self.pending.pop(tag, None)
+            if acked and message_id is not None and message_id not in self.unroutable:
+                self.acked.add(message_id)
+        self.wake()
+
+    def returned(self, _channel, _method, _properties, body: bytes) -> None:
+        self.unroutable.add(dramatiq.Message.decode(body).message_id)
+
+
 class StubBroker(dramatiq_stub.StubBroker, AppBroker):
     """Dramatiq's in-memory broker (``BROKER_URL=stub://``, for unit tests),
     answering as ``RabbitmqBroker`` does."""
@@ -360,6 +513,17 @@ class StubBroker(dramatiq_stub.StubBroker, AppBroker):
     ) -> dramatiq.Message:
         self.declare_queue(message.queue_name)
         return self.enqueue(message)  # never waits, so never needs the bound
+
+    def publish_many(
+        self, messages: Sequence[dramatiq.Message], *, within: float | None = None
+    ) -> set[str]:
+        confirmed = set()
+        for message in messages:
+            try:
+                confirmed.add(self.publish(message).message_id)
+            except dramatiq.errors.BrokerConnectionError:
+                logger.warning("message %s not published", message.message_id, exc_info=True)
+        return confirmed
 
     def queue_depth(self, queue: str) -> int:
         self.declare_queue(queue)

@@ -2,15 +2,32 @@ from flask import g, url_for
 
 from app import emails, quotas
 from app.api.blueprint import api
-from app.api.input import EmailHeaders, EmailRequest
-from app.api.output import Email, EmailQueued
-from app.api.spec import Refusal, operation, over_quota, respond
+from app.api.input import MAX_BATCH, MAX_BATCH_BYTES, EmailBatchRequest, EmailHeaders, EmailRequest
+from app.api.output import Email, EmailBatchQueued, EmailQueued
+from app.api.spec import MIB, Refusal, operation, over_quota, respond
 from app.auth import owned_or_404, token_required
 from app.errors import ApiError
 from app.models import Email as EmailRow
 
 TOO_LARGE = Refusal(413, "body over 1 MiB, or body plus html over EMAIL_MAX_BODY_BYTES")
+BATCH_TOO_LARGE = Refusal(
+    413,
+    f"body over {MAX_BATCH_BYTES // MIB} MiB, or a message's body plus html over"
+    " EMAIL_MAX_BODY_BYTES (``fields`` names it, as messages[3].body); nothing is queued",
+)
 OVER_QUOTA = Refusal(429, "over USER_EMAILS_PER_HOUR, the user's emails an hour", retry_after=True)
+BATCH_OVER_QUOTA = Refusal(
+    429,
+    "more messages than USER_EMAILS_PER_HOUR leaves room for this hour (each counts one);"
+    " nothing is queued",
+    retry_after=True,
+)
+INVALID_BATCH = Refusal(
+    422,
+    f"invalid fields, named by their path (messages[3].to), or not 1 to {MAX_BATCH} messages;"
+    " or the Idempotency-Key came with a different batch. Nothing is queued",
+)
+KEY_REUSED = "Idempotency-Key reused with a different request"
 
 
 @api.post("/emails")
@@ -24,23 +41,56 @@ OVER_QUOTA = Refusal(429, "over USER_EMAILS_PER_HOUR, the user's emails an hour"
 )
 def create_email(body: EmailRequest, headers: EmailHeaders):
     try:
-        email, _ = emails.queue_email(
+        queued, _ = emails.queue_email(
             user_id=g.user.id,
-            to=body.to,
-            subject=body.subject,
-            body=body.body,
-            html=body.html,
+            message=emails.NewEmail(
+                to=body.to, subject=body.subject, body=body.body, html=body.html
+            ),
             idempotency_key=headers.idempotency_key,
             request_hash=emails.request_hash(body.model_dump()),
         )
     except emails.IdempotencyKeyReused:
-        raise ApiError(422, "Idempotency-Key reused with a different request") from None
+        raise ApiError(422, KEY_REUSED) from None
     except quotas.EmailTooLarge as error:
         raise ApiError(413, str(error)) from None
     except quotas.QuotaExceeded as error:
         raise over_quota(error) from None
-    queued = EmailQueued(job_id=email.job_id, email_id=email.id, status=emails.status(email))
-    return respond(queued, 202, {"Location": url_for("api.get_job", job_id=email.job_id)})
+    answer = _answer(queued)
+    return respond(answer, 202, {"Location": url_for("api.get_job", job_id=answer.job_id)})
+
+
+@api.post("/emails/batch")
+@token_required
+@operation(
+    "Queue a batch of emails",
+    body=EmailBatchRequest,
+    headers=EmailHeaders,
+    responses={202: EmailBatchQueued},
+    errors=(400, 401, BATCH_TOO_LARGE, INVALID_BATCH, BATCH_OVER_QUOTA, 503),
+    max_body_bytes=MAX_BATCH_BYTES,
+)
+def create_email_batch(body: EmailBatchRequest, headers: EmailHeaders):
+    messages = [
+        emails.NewEmail(to=m.to, subject=m.subject, body=m.body, html=m.html) for m in body.messages
+    ]
+    try:
+        queued, _ = emails.queue_emails(
+            user_id=g.user.id,
+            messages=messages,
+            idempotency_key=headers.idempotency_key,
+            request_hash=emails.request_hash(body.model_dump()),
+        )
+    except emails.IdempotencyKeyReused:
+        raise ApiError(422, KEY_REUSED) from None
+    except emails.MessageTooLarge as error:
+        raise ApiError(413, str(error), {f"messages[{error.index}].body": str(error)}) from None
+    except quotas.QuotaExceeded as error:
+        raise over_quota(error) from None
+    return respond(EmailBatchQueued(items=[_answer(item) for item in queued]), 202)
+
+
+def _answer(queued: emails.Queued) -> EmailQueued:
+    return EmailQueued(job_id=queued.job_id, email_id=queued.email_id, status=queued.status)
 
 
 @api.get("/emails/<email_id>")

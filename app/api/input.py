@@ -18,6 +18,10 @@ from app.states import JobStatus
 MAX_SUBJECT = 998  # RFC 5322 line limit
 MAX_IDEMPOTENCY_KEY = 255
 MAX_POST = 100_000
+MAX_BATCH = 1000
+# A batch's request body may be this large (every other request 1 MiB,
+# MAX_REQUEST_BYTES): a thousand emails of 8 KiB each, text and HTML.
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -117,6 +121,10 @@ class EmailRequest(Body):
     subject: Annotated[str, *text_rules(max_length=MAX_SUBJECT, single_line=True, not_blank=True)]
     body: Text
     html: Text | None = None
+
+
+class EmailBatchRequest(Body):
+    messages: Annotated[list[EmailRequest], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class EmailHeaders(BaseModel):

@@ -195,6 +195,12 @@ class EmailQueued(BaseModel):
     status: EmailStatus
 
 
+class EmailBatchQueued(BaseModel):
+    """One item per message, in the order given."""
+
+    items: list[EmailQueued]
+
+
 class Export(BaseModel):
     id: str
     kind: ExportKind

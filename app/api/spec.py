@@ -36,7 +36,11 @@ _MESSAGES = {
     "string_type": "must be a string",
     "int_parsing": "must be an integer",
     "int_type": "must be an integer",
+    "list_type": "must be a list",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
 }
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Operation:
     headers: type[BaseModel] | None = None
     auth: bool = True
     path_descriptions: dict[str, str] = field(default_factory=dict)
+    # A larger request body than MAX_CONTENT_LENGTH admits, for this operation only.
+    max_body_bytes: int | None = None
 
 
 def operation(summary: str, *, responses: dict, errors: tuple[int | Refusal, ...] = (), **options):
@@ -80,6 +86,8 @@ def operation(summary: str, *, responses: dict, errors: tuple[int | Refusal, ...
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            if spec.max_body_bytes is not None:
+                _admit_body(spec.max_body_bytes)
             kwargs.update(parse(spec))
             return view(*args, **kwargs)
 
@@ -112,14 +120,30 @@ def parse(spec: Operation) -> dict:
     return parsed
 
 
+def _admit_body(limit: int) -> None:
+    """Raise the request's body limit to ``limit`` (Flask's per-request
+    ``max_content_length``), refusing a larger declared length in its words."""
+    request.max_content_length = limit
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, f"request body over {limit // MIB} MiB")
+
+
 def fields(error: ValidationError) -> dict[str, str]:
-    """``{field: what is wrong}`` from pydantic's errors, first complaint per field."""
+    """``{field: what is wrong}`` from pydantic's errors, first complaint per
+    field; a nested one named by its path (``messages[3].to``)."""
     found: dict[str, str] = {}
     for problem in error.errors(include_url=False, include_input=False):
-        name = str(problem["loc"][0]) if problem["loc"] else "body"
+        name = _path(problem["loc"]) if problem["loc"] else "body"
         message = _MESSAGES.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
         found.setdefault(name, message)
     return found
+
+
+def _path(loc: tuple) -> str:
+    path = str(loc[0])
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
 
 
 def _query(model: type[BaseModel]) -> dict:

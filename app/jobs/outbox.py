@@ -16,15 +16,19 @@ the statements and values it gives a requeue and a rescue to write it with.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import dramatiq
-from sqlalchemy import ColumnElement, Update, update
+from sqlalchemy import ARRAY, ColumnElement, String, Update, any_, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError
 
 from app.db import db, utcnow
 from app.jobs.broker import current_broker
-from app.models import Job
+from app.jobs.kinds import JobKind
+from app.models import Job, new_id
 from app.states import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -36,38 +40,96 @@ REQUEST_PUBLISH_S = 3.0
 
 
 def message_for(job: Job) -> dramatiq.Message:
+    return _message(job.id, job.queue, job.actor, job.args, job.series, job.retries, job.created_at)
+
+
+def message_for_values(job: Mapping[Any, Any]) -> dramatiq.Message:
+    """``message_for`` a job given as its column values (a row to insert, or a
+    selected row's ``_mapping``)."""
+    return _message(*(job[name] for name in MESSAGE_COLUMNS))
+
+
+MESSAGE_COLUMNS = ("id", "queue", "actor", "args", "series", "retries", "created_at")
+
+
+def _message(id, queue, actor, args, series, retries, created_at) -> dramatiq.Message:
     return dramatiq.Message(
-        queue_name=job.queue,
-        actor_name=job.actor,
-        args=tuple(job.args),
+        queue_name=queue,
+        actor_name=actor,
+        args=tuple(args),
         kwargs={},
         # The series tells a stale copy from a current one; ``retries`` keeps a
         # rescued copy's count (the worker sets the rest of the retry policy).
-        options={"series": job.series, "retries": job.retries},
-        message_id=job.id,
-        message_timestamp=int(job.created_at.timestamp() * 1000),
+        options={"series": series, "retries": retries},
+        message_id=id,
+        message_timestamp=int(created_at.timestamp() * 1000),
     )
 
 
-def commit_and_publish(*jobs: Job) -> None:
-    """Commit the current transaction, then publish its new jobs.
+def new_job_values(kind: JobKind, *, args: list, user_id: int | None) -> dict[str, Any]:
+    """The column values of a new queued job of ``kind``, as ``state.new_job``
+    makes its row, for ``insert_jobs``."""
+    return {
+        "id": new_id(),
+        "actor": kind.actor,
+        "queue": kind.queue,
+        "args": args,
+        "max_retries": kind.max_retries,
+        "user_id": user_id,
+        "status": JobStatus.QUEUED,
+        "series": 0,
+        "retries": 0,
+        "rescues": 0,
+        "created_at": utcnow(),
+    }
 
-    ``published_at`` is written with the job, in the same commit, and cleared
-    again if publishing fails, so that a request costs one commit, not two.
-    Should the process die between that commit and the publish, the job looks
-    published but its message never was: the rescue (app/maintenance/rescue.py) finds
-    it like any message lost later, after a grace window instead of a relay
-    interval. The messages are built first, so publishing touches no database
-    transaction. Each publish gives up after ``REQUEST_PUBLISH_S``, so that a
-    request answers at once while the broker is blocked or away."""
-    now = utcnow()
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Jobs written in the current transaction with ``published_at`` = ``at``,
+    and their messages, built before the commit."""
+
+    messages: list[dramatiq.Message]
+    at: datetime
+
+
+def insert_jobs(jobs: list[dict[str, Any]]) -> Outgoing:
+    """Add the jobs (``new_job_values``) to the current transaction in one
+    multi-row INSERT, marked published; ``commit_then_publish`` hands them on."""
+    at = utcnow()
     for job in jobs:
-        job.published_at = now
-    messages = [message_for(job) for job in jobs]
+        job["published_at"] = at
+    db.session.execute(insert(Job), jobs)
+    return Outgoing([message_for_values(job) for job in jobs], at)
+
+
+def commit_and_publish(*jobs: Job) -> None:
+    """``commit_then_publish`` for jobs added to the session as objects."""
+    at = utcnow()
+    for job in jobs:
+        job.published_at = at
+    commit_then_publish(Outgoing([message_for(job) for job in jobs], at))
+
+
+def commit_then_publish(outgoing: Outgoing) -> None:
+    """Commit the current transaction, then publish its new jobs in one batch.
+
+    ``published_at`` is written with the jobs, in the same commit, and cleared
+    again (one UPDATE) for those the broker did not confirm, so that a request
+    costs one commit, not two. Should the process die between that commit and
+    the publish, the jobs look published but their messages never were: the
+    rescue (app/maintenance/rescue.py) finds them like any message lost later,
+    after a grace window instead of a relay interval. The messages are built
+    first, so publishing touches no database transaction. The batch gives up
+    after ``REQUEST_PUBLISH_S``, so that a request answers at once while the
+    broker is blocked or away."""
     db.session.commit()
-    for message in messages:
-        if not _enqueue(message, within=REQUEST_PUBLISH_S):
-            _unpublished(message.message_id, now)
+    if not outgoing.messages:
+        return
+    confirmed = _enqueue_many(outgoing.messages, within=REQUEST_PUBLISH_S)
+    missed = [m.message_id for m in outgoing.messages if m.message_id not in confirmed]
+    if missed:
+        _unpublished(missed, outgoing.at)
 
 
 def publish(message: dramatiq.Message) -> bool:
@@ -76,12 +138,22 @@ def publish(message: dramatiq.Message) -> bool:
 
     Never raises for a broker fault: the row is safe in the database and the
     relay will publish it when the broker is back. Not bounded like a request's
-    publish: Dramatiq's own retries may wait up to a minute for a blocked broker
-    (the relay, which calls this, runs in the scheduler, on no one's request)."""
+    publish: Dramatiq's own retries may wait up to a minute for a blocked broker."""
     if not _enqueue(message):
         return False
-    mark_published(message.message_id)
+    mark_published([message.message_id])
     return True
+
+
+def publish_many(messages: list[dramatiq.Message]) -> set[str]:
+    """Hand committed jobs' messages to the broker in one batch (one wait for
+    its confirms) and set ``published_at`` of those it confirmed, in one UPDATE
+    and one commit; returns their ids. Never raises for a broker fault, as
+    ``publish``."""
+    confirmed = _enqueue_many(messages)
+    if confirmed:
+        mark_published(list(confirmed))
+    return confirmed
 
 
 def _enqueue(message: dramatiq.Message, *, within: float | None = None) -> bool:
@@ -95,24 +167,51 @@ def _enqueue(message: dramatiq.Message, *, within: float | None = None) -> bool:
     return True
 
 
-def _unpublished(job_id: str, published_at: datetime) -> None:
-    """The publish failed: leave the job to the relay."""
+def _enqueue_many(messages: list[dramatiq.Message], *, within: float | None = None) -> set[str]:
     try:
-        db.session.execute(undo_publish(job_id, published_at, back_to=None))
+        confirmed = current_broker().publish_many(messages, within=within)
+    except Exception:
+        confirmed = set()
+        logger.warning("publishing %d jobs failed", len(messages), exc_info=True)
+    if len(confirmed) < len(messages):
+        logger.warning(
+            "%d of %d jobs not published; the relay will retry",
+            len(messages) - len(confirmed),
+            len(messages),
+        )
+    return confirmed
+
+
+def _unpublished(job_ids: list[str], published_at: datetime) -> None:
+    """The publish failed: leave the jobs to the relay."""
+    try:
+        db.session.execute(
+            update(Job)
+            .where(among(job_ids), Job.published_at == published_at)
+            .values(published_at=None)
+        )
         db.session.commit()
     except DBAPIError:
         db.session.rollback()
-        logger.warning("job %s is marked published but is not; the rescue will find it", job_id)
+        logger.warning(
+            "%d jobs are marked published but are not; the rescue will find them", len(job_ids)
+        )
 
 
-def mark_published(job_id: str) -> None:
-    """The broker confirmed the job's message (``publish``, which the relay calls)."""
+def mark_published(job_ids: list[str]) -> None:
+    """The broker confirmed the jobs' messages (``publish``, which the relay calls)."""
     db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.published_at.is_(None))
-        .values(published_at=utcnow())
+        update(Job).where(among(job_ids), Job.published_at.is_(None)).values(published_at=utcnow())
     )
     db.session.commit()
+
+
+def among(job_ids: list[str]) -> ColumnElement[bool]:
+    """``Job.id`` is one of ``job_ids``: ``= ANY(:ids)`` on PostgreSQL, one
+    statement however many ids, prepared once; an ``IN`` elsewhere (SQLite)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return Job.id == any_(bindparam("job_ids", job_ids, type_=ARRAY(String)))
+    return Job.id.in_(job_ids)
 
 
 def unpublished() -> ColumnElement[bool]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, func, select, update
 
 from app.db import db
 from app.emails import SEND_EMAIL
@@ -92,3 +92,107 @@ def test_jobs_relay_command_publishes_what_waits_and_fails_while_the_broker_is_d
     back = runner.invoke(args=["jobs", "relay"])
     assert back.exit_code == 0
     assert back.output == "published 1 job(s); 0 still waiting for the broker\n"
+
+
+def _unpublished_jobs(app, count: int) -> list[str]:
+    with app.app_context():
+        jobs = [outbox.new_job_values(SEND_EMAIL, args=[n], user_id=None) for n in range(count)]
+        outbox.insert_jobs(jobs)
+        db.session.execute(update(Job).values(published_at=None))
+        db.session.commit()
+        return [job["id"] for job in jobs]
+
+
+class _Statements:
+    """The SQL statements an engine runs while counting."""
+
+    def __init__(self, engine):
+        self.engine, self.seen = engine, []
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany):
+        self.seen.append(statement)
+
+    def count(self, verb: str) -> int:
+        return sum(statement.split()[0].upper() == verb for statement in self.seen)
+
+
+def _relay_counting(app, monkeypatch, **options):
+    """Relay, counting its statements and its broker's batch publishes."""
+    broker = app.extensions[EXTENSION]
+    batches = []
+    publish_many = broker.publish_many
+    monkeypatch.setattr(
+        broker,
+        "publish_many",
+        lambda messages, **kw: batches.append(len(messages)) or publish_many(messages, **kw),
+    )
+    with app.app_context(), _Statements(db.engine) as statements:
+        summary = relay(**options)
+    return summary, batches, statements
+
+
+def test_relay_publishes_each_batch_with_one_confirm_wait_and_one_update(
+    app, stub_broker, monkeypatch
+):
+    # Given 250 jobs waiting for the relay
+    ids = _unpublished_jobs(app, 250)
+
+    # When it relays them 100 at a time
+    summary, batches, statements = _relay_counting(app, monkeypatch, batch=100)
+
+    # Then each batch was one publish, one SELECT and one UPDATE
+    assert summary == {"published": 250}
+    assert batches == [100, 100, 50]
+    assert statements.count("UPDATE") == 3
+    assert statements.count("SELECT") == 4  # the last one finds nothing
+    assert sorted(m.message_id for m in _messages(stub_broker, "emails")) == sorted(ids)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(outbox.unpublished())) == 0
+
+
+def test_relay_marks_what_the_broker_confirmed_and_stops_at_a_batch_it_did_not_confirm(
+    app, stub_broker, monkeypatch
+):
+    ids = _unpublished_jobs(app, 6)
+    refused = ids[1]
+    publish_many = stub_broker.publish_many
+    monkeypatch.setattr(
+        stub_broker,
+        "publish_many",
+        lambda messages, **kw: publish_many([m for m in messages if m.message_id != refused], **kw),
+    )
+
+    with app.app_context():
+        summary = relay(batch=3)
+        waiting = set(db.session.scalars(select(Job.id).where(outbox.unpublished())))
+
+    # The first batch lost one: its other two are published, the next batch waits
+    assert summary == {"published": 2}
+    assert waiting == {refused, *ids[3:]}
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_relay_on_postgres_and_rabbitmq_is_one_select_one_publish_and_one_update_per_batch(
+    live_app, rabbit_broker, monkeypatch
+):
+    ids = _unpublished_jobs(live_app, 1200)
+
+    summary, batches, statements = _relay_counting(live_app, monkeypatch)
+
+    assert summary == {"published": 1200}
+    assert batches == [500, 500, 200]
+    updates = [s for s in statements.seen if s.startswith("UPDATE")]
+    # one statement of fixed shape, whatever the batch's size
+    assert len(updates) == 3 and len(set(updates)) == 1
+    assert "= ANY (" in updates[0]
+    assert rabbit_broker.get_queue_message_counts("emails")[0] == len(ids)
+    with live_app.app_context():
+        assert db.session.scalar(select(func.count()).where(outbox.unpublished())) == 0
