@@ -20,6 +20,7 @@ from sqlalchemy import (
     FromClause,
     Interval,
     MetaData,
+    any_,
     bindparam,
     cast,
     column,
@@ -106,9 +107,7 @@ def one_of(column_: Any, items: Sequence) -> Any:
     items: ``= ANY(array)`` on PostgreSQL (see ``rows_of``)."""
     if db.engine.dialect.name == "postgresql":
         kind = column_.type
-        return column_ == func.any(
-            cast(bindparam(None, list(items), type_=ARRAY(kind)), ARRAY(kind))
-        )
+        return column_ == any_(cast(bindparam(None, list(items), type_=ARRAY(kind)), ARRAY(kind)))
     return column_.in_(items)
 
 

@@ -183,7 +183,7 @@ def _rows(
     jobs: list[dict] = []
     rows: list[dict] = []
     for index, message in enumerate(messages):
-        job = outbox.new_job_values(SEND_EMAIL, args=[], user_id=user_id)
+        job = state.new_job_values(SEND_EMAIL, args=[], user_id=user_id)
         row = _email_values(job["id"], user_id, message, domain=domain)
         job["args"] = [row["id"]]
         first = index == 0

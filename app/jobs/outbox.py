@@ -22,13 +22,12 @@ from datetime import datetime
 from typing import Any
 
 import dramatiq
-from sqlalchemy import ARRAY, ColumnElement, String, Update, any_, bindparam, insert, update
+from sqlalchemy import ColumnElement, Update, insert, update
 from sqlalchemy.exc import DBAPIError
 
-from app.db import db, utcnow
+from app.db import db, one_of, utcnow
 from app.jobs.broker import current_broker
-from app.jobs.kinds import JobKind
-from app.models import Job, new_id
+from app.models import Job
 from app.states import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -66,24 +65,6 @@ def _message(id, queue, actor, args, series, retries, created_at) -> dramatiq.Me
     )
 
 
-def new_job_values(kind: JobKind, *, args: list, user_id: int | None) -> dict[str, Any]:
-    """The column values of a new queued job of ``kind``, as ``state.new_job``
-    makes its row, for ``insert_jobs``."""
-    return {
-        "id": new_id(),
-        "actor": kind.actor,
-        "queue": kind.queue,
-        "args": args,
-        "max_retries": kind.max_retries,
-        "user_id": user_id,
-        "status": JobStatus.QUEUED,
-        "series": 0,
-        "retries": 0,
-        "rescues": 0,
-        "created_at": utcnow(),
-    }
-
-
 @dataclass(frozen=True)
 class Outgoing:
     """Jobs written in the current transaction with ``published_at`` = ``at``,
@@ -94,7 +75,7 @@ class Outgoing:
 
 
 def insert_jobs(jobs: list[dict[str, Any]]) -> Outgoing:
-    """Add the jobs (``new_job_values``) to the current transaction in one
+    """Add the jobs (``state.new_job_values``) to the current transaction in one
     multi-row INSERT, marked published; ``commit_then_publish`` hands them on."""
     at = utcnow()
     for job in jobs:
@@ -187,7 +168,7 @@ def _unpublished(job_ids: list[str], published_at: datetime) -> None:
     try:
         db.session.execute(
             update(Job)
-            .where(among(job_ids), Job.published_at == published_at)
+            .where(one_of(Job.id, job_ids), Job.published_at == published_at)
             .values(published_at=None)
         )
         db.session.commit()
@@ -201,17 +182,11 @@ def _unpublished(job_ids: list[str], published_at: datetime) -> None:
 def mark_published(job_ids: list[str]) -> None:
     """The broker confirmed the jobs' messages (``publish``, which the relay calls)."""
     db.session.execute(
-        update(Job).where(among(job_ids), Job.published_at.is_(None)).values(published_at=utcnow())
+        update(Job)
+        .where(one_of(Job.id, job_ids), Job.published_at.is_(None))
+        .values(published_at=utcnow())
     )
     db.session.commit()
-
-
-def among(job_ids: list[str]) -> ColumnElement[bool]:
-    """``Job.id`` is one of ``job_ids``: ``= ANY(:ids)`` on PostgreSQL, one
-    statement however many ids, prepared once; an ``IN`` elsewhere (SQLite)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return Job.id == any_(bindparam("job_ids", job_ids, type_=ARRAY(String)))
-    return Job.id.in_(job_ids)
 
 
 def unpublished() -> ColumnElement[bool]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     select,
@@ -50,23 +50,31 @@ class JobStateConflict(Exception):
         self.job_id, self.status = job_id, status
 
 
+def new_job_values(
+    kind: JobKind, *, args: list, user_id: int | None = None, max_retries: int | None = None
+) -> dict[str, Any]:
+    """The column values of a queued job of ``kind``, for a multi-row INSERT
+    (``outbox.insert_jobs``). Its retries come from its kind unless
+    ``max_retries`` says otherwise."""
+    return {
+        "id": new_id(),
+        "actor": kind.actor,
+        "queue": kind.queue,
+        "args": args,
+        "max_retries": kind.max_retries if max_retries is None else max_retries,
+        "user_id": user_id,
+        "status": JobStatus.QUEUED,
+        "series": 0,
+        "retries": 0,
+        "rescues": 0,
+        "created_at": utcnow(),
+    }
+
+
 def new_job(kind: JobKind, *, args: list, user_id=None, max_retries: int | None = None) -> Job:
-    """A queued job of ``kind``, added to the session; the caller commits and
-    publishes it with ``outbox.commit_and_publish``. Its retries come from its
-    kind unless ``max_retries`` says otherwise."""
-    job = Job(
-        id=new_id(),
-        actor=kind.actor,
-        queue=kind.queue,
-        args=args,
-        max_retries=kind.max_retries if max_retries is None else max_retries,
-        user_id=user_id,
-        status=JobStatus.QUEUED,
-        series=0,
-        retries=0,
-        rescues=0,
-        created_at=utcnow(),
-    )
+    """A queued job of ``kind`` (``new_job_values``), added to the session; the
+    caller commits and publishes it with ``outbox.commit_and_publish``."""
+    job = Job(**new_job_values(kind, args=args, user_id=user_id, max_retries=max_retries))
     db.session.add(job)
     return job
 

@@ -66,7 +66,7 @@ def test_a_batch_commits_once_and_leaves_only_the_unconfirmed_jobs_to_the_relay(
     app, stub_broker, monkeypatch
 ):
     with app.app_context():
-        jobs = [outbox.new_job_values(SEND_EMAIL, args=[n], user_id=None) for n in range(4)]
+        jobs = [state.new_job_values(SEND_EMAIL, args=[n], user_id=None) for n in range(4)]
         refused = {jobs[1]["id"], jobs[3]["id"]}
         monkeypatch.setitem(app.extensions, EXTENSION, _Confirming(refused))
 

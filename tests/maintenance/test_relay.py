@@ -96,7 +96,7 @@ def test_jobs_relay_command_publishes_what_waits_and_fails_while_the_broker_is_d
 
 def _unpublished_jobs(app, count: int) -> list[str]:
     with app.app_context():
-        jobs = [outbox.new_job_values(SEND_EMAIL, args=[n], user_id=None) for n in range(count)]
+        jobs = [state.new_job_values(SEND_EMAIL, args=[n], user_id=None) for n in range(count)]
         outbox.insert_jobs(jobs)
         db.session.execute(update(Job).values(published_at=None))
         db.session.commit()
