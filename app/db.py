@@ -3,9 +3,7 @@ engine settings that keep SQLite and PostgreSQL well behaved under load."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from typing import cast as typed_as
@@ -13,23 +11,14 @@ from typing import cast as typed_as
 from flask import has_request_context, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
-    ARRAY,
-    JSON,
     DateTime,
     Executable,
-    FromClause,
     Interval,
     MetaData,
-    any_,
-    bindparam,
-    cast,
-    column,
     event,
     func,
     literal,
     select,
-    type_coerce,
-    values,
 )
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import InvalidatePoolError
@@ -81,48 +70,9 @@ def changed_rows(statement: Executable) -> int:
     return typed_as(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
-def rows_of(name: str, columns: dict[str, Any], data: list[tuple]) -> FromClause:
-    """``data`` as a table ``name`` with ``columns`` (name → SQL type), to join
-    in a statement that changes many rows at once, each with values of its own.
-
-    On PostgreSQL it is ``unnest`` over one array parameter per column, so the
-    statement's text is the same whatever the number of rows: SQLAlchemy
-    compiles it once and psycopg prepares it. Elsewhere it is a VALUES list (a
-    CTE: SQLite names a VALUES list's columns only there)."""
-    if db.engine.dialect.name == "postgresql":
-        arrays = [
-            cast(
-                bindparam(f"{name}_{key}", [row[i] for row in data], type_=ARRAY(kind)), ARRAY(kind)
-            )
-            for i, (key, kind) in enumerate(columns.items())
-        ]
-        typed = [column(key, kind) for key, kind in columns.items()]
-        return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
-    listed = values(*(column(key, kind) for key, kind in columns.items()), name=name).data(data)
-    return listed.cte(name)
-
-
-def one_of(column_: Any, items: Sequence) -> Any:
-    """``column_ IN items`` as a statement of one shape whatever the number of
-    items: ``= ANY(array)`` on PostgreSQL (see ``rows_of``)."""
-    if db.engine.dialect.name == "postgresql":
-        kind = column_.type
-        return column_ == any_(cast(bindparam(None, list(items), type_=ARRAY(kind)), ARRAY(kind)))
-    return column_.in_(items)
-
-
-def json_text(value: Any) -> str | None:
-    """A JSON column's value as text, for a column of ``rows_of`` that
-    ``json_from_text`` turns back into JSON (SQL NULL for None)."""
-    return None if value is None else json.dumps(value)
-
-
-def json_from_text(expression: Any) -> Any:
-    """JSON text from ``rows_of`` as a JSON value: a cast on PostgreSQL; on
-    SQLite, whose CAST would read it as a number, the text as it is."""
-    if db.engine.dialect.name == "postgresql":
-        return cast(expression, JSON)
-    return type_coerce(expression, JSON)
+def dialect() -> str:
+    """The name of the database's dialect: "postgresql" or "sqlite"."""
+    return db.engine.dialect.name
 
 
 class UTCDateTime(TypeDecorator):

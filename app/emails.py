@@ -3,23 +3,36 @@ delivering one through Flask-Mail, and its state as users see it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast as typed_as
 
 from flask import current_app
-from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app import email_message, quotas, smtp
-from app.db import db, one_of, utcnow
+from app.db import UTCDateTime, db, dialect, utcnow
 from app.exports import files
 from app.jobs import attempts, outbox, outcomes, state, workers
 from app.jobs.errors import PermanentError
 from app.jobs.kinds import JobKind, subject_row
+from app.list_params import Ids
 from app.models import Email, Job, new_id
 from app.states import RETRYABLE, EmailStatus, JobStatus
 
@@ -300,21 +313,39 @@ def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -
 
 def count_attempt(job_ids: Sequence[str]) -> None:
     """The claim of an attempt is the email's attempt too."""
-    db.session.execute(
-        update(Email).where(one_of(Email.job_id, job_ids)).values(attempts=Email.attempts + 1),
-        execution_options={"synchronize_session": False},
-    )
+    name = dialect()
+    db.session.execute(_count_attempt_statement(name), JOB_IDS.params(name, job_ids))
 
 
 def mark_sent(job_ids: Sequence[str]) -> None:
     """The job succeeded: the SMTP server accepted the email.
     The one window for a second copy is a worker dying between that and this
     commit (see docs/reliability.md)."""
-    db.session.execute(
-        update(Email)
-        .where(one_of(Email.job_id, job_ids), Email.sent_at.is_(None))
-        .values(sent_at=utcnow()),
-        execution_options={"synchronize_session": False},
+    name = dialect()
+    params = JOB_IDS.params(name, job_ids) | {"now": utcnow()}
+    db.session.execute(_mark_sent_statement(name), params)
+
+
+# The hooks' statements, built once per dialect (app/list_params.py).
+JOB_IDS = Ids("job_ids", String())
+EMAILS = typed_as(Table, Email.__table__)
+
+
+@functools.cache
+def _count_attempt_statement(name: str) -> Update:
+    return (
+        update(EMAILS)
+        .where(JOB_IDS.contains(name, EMAILS.c.job_id))
+        .values(attempts=EMAILS.c.attempts + 1)
+    )
+
+
+@functools.cache
+def _mark_sent_statement(name: str) -> Update:
+    return (
+        update(EMAILS)
+        .where(JOB_IDS.contains(name, EMAILS.c.job_id), EMAILS.c.sent_at.is_(None))
+        .values(sent_at=bindparam("now", type_=UTCDateTime()))
     )
 
 

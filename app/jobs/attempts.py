@@ -17,6 +17,7 @@ logs one line.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -25,11 +26,15 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast as typed_as
 
 from sqlalchemy import (
     Integer,
     String,
+    Table,
     Text,
+    Update,
+    bindparam,
     cast,
     exists,
     insert,
@@ -38,11 +43,12 @@ from sqlalchemy import (
     update,
 )
 
-from app.db import UTCDateTime, changed_rows, clock, db, rows_of, utcnow
+from app.db import UTCDateTime, changed_rows, clock, db, dialect, utcnow
 from app.jobs import kinds
 from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
 from app.jobs.writes import Write, batched
+from app.list_params import Rows
 from app.models import Job, JobAttempt, Worker
 from app.states import CLAIMABLE, JobStatus
 from app.text import made_storable
@@ -129,39 +135,12 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
     blip, a dead letter moved back) race for it; one changes the row.
     """
     now = utcnow()
-    wanted = rows_of(
-        "wanted",
-        {
-            "id": String(),
-            "series": Integer(),
-            "token": String(),
-            "worker": String(),
-            "actor": String(),
-            "args": Text(),
-        },
-        [(r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args)) for r in requests],
-    )
+    name = dialect()
+    data = [
+        (r.job_id, r.series, r.token, r.worker_id, r.actor, _args_text(r.args)) for r in requests
+    ]
     claimed_rows = db.session.execute(
-        update(Job)
-        .where(
-            Job.id == wanted.c.id,
-            Job.series == wanted.c.series,
-            wanted.c.actor.is_(None) | (Job.actor == wanted.c.actor),
-            wanted.c.args.is_(None) | (cast(Job.args, Text) == wanted.c.args),
-            Job.status.in_(CLAIMABLE),
-        )
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            worker_id=wanted.c.worker,
-            claim=wanted.c.token,
-            rescues=0,
-            started_at=now,
-            next_retry_at=None,
-            finished_at=None,
-        )
-        .returning(*CLAIM_COLUMNS),
-        execution_options={"synchronize_session": False},
+        _claim_statement(name), WANTED.params(name, data) | {"now": now}
     ).all()
     claimed = {row.id: _claim_of(row) for row in claimed_rows}
     results: list[Claim | None | Exception] = []
@@ -191,15 +170,48 @@ def _start_attempts(requests: Sequence[StartAttempt]) -> list[Claim | None | Exc
 
 start_attempt: Write[StartAttempt, Claim | None] = batched(_start_attempts)
 
-CLAIM_COLUMNS = (
-    Job.id,
-    Job.actor,
-    Job.attempts,
-    Job.retries,
-    Job.max_retries,
-    Job.published_at,
-    Job.claim,
+JOBS = typed_as(Table, Job.__table__)
+CLAIM_COLUMNS = ("id", "actor", "attempts", "retries", "max_retries", "published_at", "claim")
+# What a batch of claims asks for, one row per message.
+WANTED = Rows(
+    "wanted",
+    {
+        "id": String(),
+        "series": Integer(),
+        "token": String(),
+        "worker": String(),
+        "actor": String(),
+        "args": Text(),
+    },
 )
+
+
+@functools.cache
+def _claim_statement(name: str) -> Update:
+    """The claim of ``_start_attempts``, built once per dialect (Core, not the ORM's
+    bulk UPDATE: nothing here needs the session's objects)."""
+    wanted, jobs = WANTED.table(name), JOBS
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == wanted.c.id,
+            jobs.c.series == wanted.c.series,
+            wanted.c.actor.is_(None) | (jobs.c.actor == wanted.c.actor),
+            wanted.c.args.is_(None) | (cast(jobs.c.args, Text) == wanted.c.args),
+            jobs.c.status.in_([str(status) for status in CLAIMABLE]),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=jobs.c.attempts + 1,
+            worker_id=wanted.c.worker,
+            claim=wanted.c.token,
+            rescues=0,
+            started_at=bindparam("now", type_=UTCDateTime()),
+            next_retry_at=None,
+            finished_at=None,
+        )
+        .returning(*(jobs.c[column] for column in CLAIM_COLUMNS))
+    )
 
 
 def _claim_of(row) -> Claim:
@@ -214,7 +226,7 @@ def _claim_alone(request: StartAttempt, now: datetime) -> Claim | None:
     ``running`` under an expired lease (its worker died) and is taken over; or
     the message disagrees with the row; or the job is not runnable."""
     row = db.session.execute(
-        select(*CLAIM_COLUMNS).where(
+        select(*(JOBS.c[column] for column in CLAIM_COLUMNS)).where(
             Job.id == request.job_id, Job.claim == request.token, Job.status == JobStatus.RUNNING
         )
     ).first()
@@ -265,7 +277,7 @@ def _take_over(request: StartAttempt, now: datetime) -> Claim | None:
             next_retry_at=None,
             finished_at=None,
         )
-        .returning(*CLAIM_COLUMNS)
+        .returning(*(JOBS.c[column] for column in CLAIM_COLUMNS))
     ).one()
     return _claim_of(row)
 

@@ -25,8 +25,9 @@ import dramatiq
 from sqlalchemy import ColumnElement, Update, insert, update
 from sqlalchemy.exc import DBAPIError
 
-from app.db import db, one_of, utcnow
+from app.db import db, dialect, utcnow
 from app.jobs.broker import current_broker
+from app.list_params import one_of
 from app.models import Job
 from app.states import JobStatus
 
@@ -168,7 +169,7 @@ def _unpublished(job_ids: list[str], published_at: datetime) -> None:
     try:
         db.session.execute(
             update(Job)
-            .where(one_of(Job.id, job_ids), Job.published_at == published_at)
+            .where(one_of(dialect(), Job.id, job_ids), Job.published_at == published_at)
             .values(published_at=None)
         )
         db.session.commit()
@@ -183,7 +184,7 @@ def mark_published(job_ids: list[str]) -> None:
     """The broker confirmed the jobs' messages (``publish``, which the relay calls)."""
     db.session.execute(
         update(Job)
-        .where(one_of(Job.id, job_ids), Job.published_at.is_(None))
+        .where(one_of(dialect(), Job.id, job_ids), Job.published_at.is_(None))
         .values(published_at=utcnow())
     )
     db.session.commit()

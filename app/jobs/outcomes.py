@@ -14,6 +14,7 @@ here too: the job is failed with a text that can always be stored.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dramatiq.common import compute_backoff
-from sqlalchemy import String, Text, select, update
+from sqlalchemy import String, Text, Update, bindparam, select, update
 
-from app.db import db, json_from_text, json_text, rows_of, utcnow
+from app.db import UTCDateTime, db, dialect, utcnow
 from app.jobs import kinds
 from app.jobs.attempts import (
+    JOBS,
     Claim,
     close_interrupted,
     describe,
@@ -36,6 +38,7 @@ from app.jobs.attempts import (
 )
 from app.jobs.errors import PermanentError
 from app.jobs.writes import Write, batched, one_at_a_time
+from app.list_params import Rows, json_from_text, json_text
 from app.models import Job
 from app.states import CLAIMABLE, JobStatus
 from app.text import storable_json
@@ -130,27 +133,12 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
     """The successes, in one statement: the attempt that succeeded stays in the
     job row (``Job.history``). Answers the (job, claim) pairs that still owned
     their job."""
-    now = utcnow()
-    rows = rows_of(
-        "owned",
-        {"id": String(), "token": String(), "result": Text()},
-        [(o.claim.job_id, o.claim.token, json_text(storable_json(o.result))) for o in successes],
-    )
+    name = dialect()
+    data = [(o.claim.job_id, o.claim.token, json_text(storable_json(o.result))) for o in successes]
     changed: set[tuple[str, str | None]] = {
         (row.id, row.claim)
         for row in db.session.execute(
-            update(Job)
-            .where(Job.id == rows.c.id, Job.status == JobStatus.RUNNING, Job.claim == rows.c.token)
-            .values(
-                status=JobStatus.SUCCEEDED,
-                finished_at=now,
-                progress=100,
-                result=json_from_text(rows.c.result),
-                error_type=None,
-                error_message=None,
-            )
-            .returning(Job.id, Job.claim),
-            execution_options={"synchronize_session": False},
+            _success_statement(name), OWNED.params(name, data) | {"now": utcnow()}
         )
     }
     # What an attempt did is true even if it lost the job meanwhile (an email
@@ -164,6 +152,34 @@ def _succeed(successes: Sequence[Outcome]) -> set[tuple[str, str | None]]:
     for actor, job_ids in by_actor.items():
         kinds.of(actor).succeeded(job_ids)
     return changed
+
+
+# The successes of a batch, one row per attempt, with its result as JSON text.
+OWNED = Rows("owned", {"id": String(), "token": String(), "result": Text()})
+
+
+@functools.cache
+def _success_statement(name: str) -> Update:
+    """The UPDATE of ``_succeed``, built once per dialect (Core, not the ORM's
+    bulk UPDATE)."""
+    owned, jobs = OWNED.table(name), JOBS
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == owned.c.id,
+            jobs.c.status == JobStatus.RUNNING,
+            jobs.c.claim == owned.c.token,
+        )
+        .values(
+            status=JobStatus.SUCCEEDED,
+            finished_at=bindparam("now", type_=UTCDateTime()),
+            progress=100,
+            result=json_from_text(name, owned.c.result),
+            error_type=None,
+            error_message=None,
+        )
+        .returning(jobs.c.id, jobs.c.claim)
+    )
 
 
 @dataclass(frozen=True)

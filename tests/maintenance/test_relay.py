@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from app.db import db
 from app.emails import SEND_EMAIL
@@ -14,6 +14,7 @@ from app.maintenance.relay import relay
 from app.models import Job
 from app.states import JobStatus
 from tests.support.down_broker import DownBroker
+from tests.support.statements import Statements
 
 
 @pytest.fixture()
@@ -103,26 +104,6 @@ def _unpublished_jobs(app, count: int) -> list[str]:
         return [job["id"] for job in jobs]
 
 
-class _Statements:
-    """The SQL statements an engine runs while counting."""
-
-    def __init__(self, engine):
-        self.engine, self.seen = engine, []
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn, cursor, statement, parameters, context, executemany):
-        self.seen.append(statement)
-
-    def count(self, verb: str) -> int:
-        return sum(statement.split()[0].upper() == verb for statement in self.seen)
-
-
 def _relay_counting(app, monkeypatch, **options):
     """Relay, counting its statements and its broker's batch publishes."""
     broker = app.extensions[EXTENSION]
@@ -133,7 +114,7 @@ def _relay_counting(app, monkeypatch, **options):
         "publish_many",
         lambda messages, **kw: batches.append(len(messages)) or publish_many(messages, **kw),
     )
-    with app.app_context(), _Statements(db.engine) as statements:
+    with app.app_context(), Statements(db.engine) as statements:
         summary = relay(**options)
     return summary, batches, statements
 
