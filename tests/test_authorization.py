@@ -26,6 +26,7 @@ POST    /api/tokens                           401        201   201    201
 DELETE  /api/tokens/current                   401        204   204    204
 POST    /api/posts                            401        201   201    201
 POST    /api/emails                           401        202   202    202
+POST    /api/emails/batch                     401        202   202    202
 GET     /api/emails/{email}                   401        200   404    200
 POST    /api/exports                          401        202   202    202
 GET     /api/exports/{export}                 401        200   404    200
@@ -114,6 +115,9 @@ def _request(app, tokens, role: str, method: str, path: str):
             "/api/tokens": {"email": EMAILS.get(role, "nobody@example.com"), "password": PASSWORD},
             "/api/posts": {"body": "hello"},
             "/api/emails": {"to": "x@example.com", "subject": "s", "body": "b"},
+            "/api/emails/batch": {
+                "messages": [{"to": "x@example.com", "subject": "s", "body": "b"}]
+            },
             "/api/exports": {"kind": "posts", "format": "json"},
         }.get(path)
         return client.open(path, method=method, headers=headers, json=body)

@@ -37,6 +37,7 @@ replaced by the next caller that finds it dead.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import queue
@@ -45,9 +46,10 @@ import time
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 
 from app.db import db
 from app.jobs.writes import Write
@@ -172,6 +174,7 @@ class _Writer:
 
     def __init__(self, app: Flask):
         self.app = app
+        self.engine = _writer_engine(app)
         self.queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self.slow: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._in_flight: list[_Pending] = []
@@ -198,6 +201,13 @@ class _Writer:
         with self._lock:
             return time.monotonic() - self._batch_started if self._in_flight else 0.0
 
+    @contextlib.contextmanager
+    def _lane(self):
+        """A lane's app context, whose ``db.session`` runs on the writer's engine."""
+        with self.app.app_context():
+            db.session.registry.set(Session(bind=self.engine))
+            yield
+
     def _replace_dead_threads(self) -> None:
         with self._lock:
             if not self.thread.is_alive():
@@ -211,7 +221,7 @@ class _Writer:
                 self.slow_thread = self._start(self._run_slow, "job-state-writer-slow")
 
     def _run_main(self) -> None:
-        with self.app.app_context():
+        with self._lane():
             while True:
                 batch = [self.queue.get()]
                 while len(batch) < MAX_BATCH:
@@ -238,7 +248,7 @@ class _Writer:
                         self._in_flight = []
 
     def _run_slow(self) -> None:
-        with self.app.app_context():
+        with self._lane():
             while True:
                 pending = self.slow.get()
                 try:
@@ -255,7 +265,6 @@ class _Writer:
         delay, failures = FIRST_DELAY_S, 0
         while True:
             try:
-                _limit_waits()
                 _run_all(batch)
                 db.session.commit()
             except Exception as error:
@@ -291,16 +300,18 @@ class _Writer:
             return
 
 
-def _limit_waits() -> None:
-    """On PostgreSQL, bound this transaction's waits for locks and statements."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(
-            text(
-                "SELECT set_config('lock_timeout', :lock, true),"
-                " set_config('statement_timeout', :statement, true)"
-            ),
-            {"lock": f"{LOCK_TIMEOUT_MS}ms", "statement": f"{STATEMENT_TIMEOUT_MS}ms"},
-        )
+def _writer_engine(app: Flask) -> Engine:
+    """The writer's own connections: on PostgreSQL each bounds its waits for
+    locks and statements from the start (LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS),
+    which a statement per transaction would cost otherwise, and no other code
+    of the process gets a connection with those limits. One per lane."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    if url.startswith("postgresql"):
+        limits = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        options["connect_args"] = {**options.get("connect_args", {}), "options": limits}
+        options |= {"pool_size": 2, "max_overflow": 0}
+    return create_engine(url, **options)
 
 
 def _run_all(batch: list[_Pending]) -> None:

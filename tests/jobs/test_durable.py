@@ -50,7 +50,8 @@ def test_writes_waiting_together_are_committed_in_one_transaction(table):
         return _insert(0)
 
     with app.app_context():
-        event.listen(db.engine, "commit", lambda conn: commits.append(1))
+        writer_engine = durable._writer(app).engine
+    event.listen(writer_engine, "commit", lambda conn: commits.append(1))
     results = {}
 
     def run(key, change, request=None):
