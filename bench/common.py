@@ -339,7 +339,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 
 def verdict(ratio: float, target: float, *, at_least: bool = True) -> str:
-    met = ratio >= target if at_least else ratio < target
+    met = ratio >= target if at_least else ratio <= target
     return "met" if met else "MISSED"
 
 

@@ -29,6 +29,9 @@ from bench import common, costs, profiling, project, smtp_sink
 PROCESSES, THREADS = 2, 8
 WARMUP = 64
 TARGET = 0.8
+# HTTP enqueue against the toy, its p99 against the toy's, and the statements
+# per email of web and worker together, in steady state.
+TARGET_ENQUEUE, TARGET_P99_TIMES, TARGET_STATEMENTS = 0.6, 2.0, 4.0
 TOY_GUNICORN = ["-w", "2", "-k", "sync"]
 
 
@@ -247,10 +250,21 @@ def main(argv: list[str]) -> None:
             f"RESULT e2e: project {ours['e2e']:,.0f} emails/s, toy {toy['e2e']:,.0f}, "
             f"ratio {e2e:.2f} (target >= {TARGET}: {common.verdict(e2e, TARGET)})"
         )
+        p99_times = ours["p99"] / toy["p99"]
         print(
             f"RESULT e2e HTTP enqueue: project {ours['enqueue']:,.0f} req/s, toy "
-            f"{toy['enqueue']:,.0f}, ratio {enq:.2f}"
+            f"{toy['enqueue']:,.0f}, ratio {enq:.2f} (target >= {TARGET_ENQUEUE}: "
+            f"{common.verdict(enq, TARGET_ENQUEUE)}); p99 {ours['p99']:.0f} ms, "
+            f"{p99_times:.1f} x the toy's {toy['p99']:.0f} ms (target <= {TARGET_P99_TIMES}: "
+            f"{common.verdict(p99_times, TARGET_P99_TIMES, at_least=False)})"
         )
+    figures = ours["costs"]
+    web, worker = figures.get("statements, web", 0.0), figures.get("statements, worker", 0.0)
+    print(
+        f"RESULT statements per email: web {web:.2f} + worker {worker:.2f} = {web + worker:.2f}"
+        f" (target <= {TARGET_STATEMENTS}: "
+        f"{common.verdict(web + worker, TARGET_STATEMENTS, at_least=False)})"
+    )
     if profile_dir:
         print("(under py-spy: figures perturbed by the profilers)")
         for name, focus in (("web", "handle_request"), ("worker", "process_message")):

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench import common, costs, project
 
 PROCESSES, THREADS = 2, 8
-TARGET_DRAMATIQ, TARGET_CELERY = 0.8, 1.8
+TARGET_DRAMATIQ, TARGET_CELERY = 0.5, 1.8
 BATCH = 500
 
 
