@@ -20,7 +20,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.engine import CursorResult, Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, create_engine, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import Pool
@@ -147,6 +147,39 @@ def connection_settings(url: str) -> tuple[str, dict]:
         "max_overflow": MAX_OVERFLOW,
         "connect_args": connect_args,
     }
+
+
+def bounded_engine(
+    database_url: str,
+    *,
+    connections: int,
+    statement_timeout_ms: int,
+    lock_timeout_ms: int | None = None,
+) -> Engine:
+    """An engine of its own (``connections`` at most) whose every transaction on
+    PostgreSQL bounds how long a statement may run and wait for a lock. The
+    limits are set in the round trip of the transaction's BEGIN (``SET LOCAL``),
+    so they cost nothing, never leak to another connection's user, and hold
+    behind PgBouncer in transaction mode, which passes on no startup options."""
+    url, options = connection_settings(database_url)
+    if not url.startswith("postgresql"):
+        return create_engine(url, **options)
+    limits = {"statement_timeout": statement_timeout_ms, "lock_timeout": lock_timeout_ms}
+    begin = "; ".join(
+        ["BEGIN"] + [f"SET LOCAL {name} = '{ms}ms'" for name, ms in limits.items() if ms]
+    )
+    engine = create_engine(url, **options | {"pool_size": connections, "max_overflow": 0})
+
+    @event.listens_for(engine, "connect")
+    def _begin_by_hand(dbapi_connection, _record):
+        # psycopg would send its own BEGIN before the first statement.
+        dbapi_connection.autocommit = True
+
+    @event.listens_for(engine, "begin")
+    def _begin_with_limits(conn):
+        conn.connection.dbapi_connection.execute(begin)  # no parameters: one message
+
+    return engine
 
 
 # A pooled connection idle longer than this is pinged before it is handed out

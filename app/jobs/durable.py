@@ -46,12 +46,12 @@ import time
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from app.db import db
+from app.db import bounded_engine, db
 from app.jobs.writes import Write
 
 logger = logging.getLogger(__name__)
@@ -301,17 +301,14 @@ class _Writer:
 
 
 def _writer_engine(app: Flask) -> Engine:
-    """The writer's own connections: on PostgreSQL each bounds its waits for
-    locks and statements from the start (LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS),
-    which a statement per transaction would cost otherwise, and no other code
-    of the process gets a connection with those limits. One per lane."""
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    if url.startswith("postgresql"):
-        limits = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        options["connect_args"] = {**options.get("connect_args", {}), "options": limits}
-        options |= {"pool_size": 2, "max_overflow": 0}
-    return create_engine(url, **options)
+    """The writer's own connections, one per lane, whose transactions bound their
+    waits for locks and statements (LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS)."""
+    return bounded_engine(
+        app.config["DATABASE_URL"],
+        connections=2,
+        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        lock_timeout_ms=LOCK_TIMEOUT_MS,
+    )
 
 
 def _run_all(batch: list[_Pending]) -> None:

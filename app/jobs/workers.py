@@ -31,9 +31,9 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import create_engine, delete
+from sqlalchemy import delete
 
-from app.db import clock, connection_settings
+from app.db import bounded_engine, clock
 from app.jobs import durable
 from app.leases import LeaseTable
 from app.models import Worker
@@ -174,12 +174,4 @@ def process_is_live() -> bool:
 
 
 def _heartbeat_engine(database_url: str):
-    url, options = connection_settings(database_url)
-    if url.startswith("sqlite"):
-        return create_engine(url, **options)
-    if url.startswith("postgresql"):
-        options["connect_args"] = {
-            **options.get("connect_args", {}),
-            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        }
-    return create_engine(url, **options | {"pool_size": 1, "max_overflow": 0})
+    return bounded_engine(database_url, connections=1, statement_timeout_ms=STATEMENT_TIMEOUT_MS)

@@ -10,6 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DataError, IntegrityError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app import create_app
 from app.db import db
 from app.jobs import durable
 from app.jobs.writes import Write, one_at_a_time
@@ -198,3 +199,29 @@ def test_an_error_of_the_writer_itself_fails_the_batch_and_the_write_runs_again(
         assert durable.write(INSERT, 5) == 5
         assert durable.write(INSERT, 6) == 6  # the writer went on
     assert (failed, _rows(app)) == ([1], [5, 6])
+
+
+def _limits(_request):
+    return tuple(
+        db.session.execute(
+            text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+        ).one()
+    )
+
+
+@pytest.mark.postgres
+def test_every_write_on_postgresql_bounds_its_waits_and_no_other_connection_does(postgres):
+    app = create_app({"DATABASE_URL": postgres.url()})
+    with app.app_context():
+        # Each transaction of the writer, the first and the next, has the limits
+        limited = (
+            f"{durable.LOCK_TIMEOUT_MS // 1000}s",
+            f"{durable.STATEMENT_TIMEOUT_MS // 1000}s",
+        )
+        assert durable.write(one_at_a_time(_limits), None) == limited
+        assert durable.write(one_at_a_time(_limits), None) == limited
+        # and the app's own connections have none
+        assert _limits(None) == ("0", "0")
+        db.session.rollback()
+        durable._writer(app).engine.dispose()
+        db.engine.dispose()
