@@ -16,7 +16,7 @@ from app.jobs import outbox
 from app.maintenance.service import Service, Summary
 from app.models import Job
 
-BATCH = 500
+BATCH = 1000
 # A run's bound: a few seconds of publishing, after which the next run (or the
 # next call of ``flask jobs relay``'s loop) goes on.
 RUN_LIMIT = 20 * BATCH

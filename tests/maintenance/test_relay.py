@@ -166,7 +166,7 @@ def test_relay_on_postgres_and_rabbitmq_is_one_select_one_publish_and_one_update
 ):
     ids = _unpublished_jobs(live_app, 1200)
 
-    summary, batches, statements = _relay_counting(live_app, monkeypatch)
+    summary, batches, statements = _relay_counting(live_app, monkeypatch, batch=500)
 
     assert summary == {"published": 1200}
     assert batches == [500, 500, 200]
