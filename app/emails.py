@@ -8,9 +8,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import ColumnElement, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -227,7 +228,7 @@ FROM unnest(CAST(:ids AS varchar[]), CAST(:job_ids AS varchar[]), CAST(:to AS va
          batch_id, batch_index, created_at)
 """
 )
-_INSERT_EMAILS = insert(Email.__table__)
+_INSERT_EMAILS = insert(cast(Table, Email.__table__))
 _EMAIL_ARRAYS = (
     "id", "job_id", "to", "subject", "body", "html", "message_id", "idempotency_key",
     "request_hash", "batch_id", "batch_index", "created_at",
@@ -245,7 +246,7 @@ def _insert(jobs: list[dict], rows: list[dict]) -> outbox.Outgoing:
         return sending
     sending = outbox.outgoing(jobs)
     first = jobs[0]  # every job of a batch has the same kind, user and state
-    params = {name: [row[name] for row in rows] for name in _EMAIL_ARRAYS}
+    params: dict[str, Any] = {name: [row[name] for row in rows] for name in _EMAIL_ARRAYS}
     params.update(
         {name: first[name] for name in ("user_id", "actor", "queue", "status", "max_retries")},
         series=first["series"],

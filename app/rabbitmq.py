@@ -74,6 +74,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import dramatiq
 import pika
@@ -236,7 +237,7 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
         if held is not None and held[0] is connection and held[1].is_open:
             return held[1], held[2]
         self._drop_confirm_channel()
-        channel = connection.channel()
+        channel: Any = connection.channel()  # its ``_impl`` is pika's own channel
         router = _Router()
         try:
             # pika's own channel under the blocking one: its confirm callback

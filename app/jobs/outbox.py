@@ -19,10 +19,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import dramatiq
-from sqlalchemy import ColumnElement, Update, insert, update
+from sqlalchemy import ColumnElement, Table, Update, insert, update
 from sqlalchemy.exc import DBAPIError
 
 from app.db import db, one_of, utcnow
@@ -86,7 +86,7 @@ def outgoing(jobs: list[dict[str, Any]]) -> Outgoing:
 
 # Core, on the session's connection: the ORM's bulk INSERT of ``insert(Job)``
 # costs more CPU than the statement itself.
-_INSERT_JOBS = insert(Job.__table__)
+_INSERT_JOBS = insert(cast(Table, Job.__table__))
 
 
 def insert_jobs(jobs: list[dict[str, Any]]) -> Outgoing:
