@@ -6,16 +6,17 @@ import contextlib
 import hashlib
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, g, request
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import login_throttle, text
-from app.db import db, utcnow
+from app.db import UTCDateTime, db, utcnow
 from app.errors import ApiError
 from app.models import ApiToken, User
 
@@ -107,13 +108,43 @@ def issue_token(user: User) -> str:
     return token
 
 
-def token_for(token: str) -> ApiToken | None:
-    """The live token row, or None when unknown, revoked or expired."""
-    return db.session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == _token_hash(token), ApiToken.expires_at > utcnow()
-        )
+@dataclass(frozen=True)
+class TokenUser:
+    """The user a bearer token authenticates, as much as the API asks of it
+    (``g.user``), and the token's row (``g.api_token_id``)."""
+
+    id: int
+    is_admin: bool
+    token_id: int
+
+
+_TOKENS, _USERS = ApiToken.__table__, User.__table__
+# One statement of one shape, built once: every API request runs it, and a
+# statement built per call costs more to build and to look up in SQLAlchemy's
+# cache than PostgreSQL takes to answer it (prepared after a few runs).
+_LIVE_TOKEN = (
+    select(_TOKENS.c.id, _TOKENS.c.user_id, _USERS.c.is_admin)
+    .join(_USERS, _USERS.c.id == _TOKENS.c.user_id)
+    .where(
+        _TOKENS.c.token_hash == bindparam("token_hash"),
+        _TOKENS.c.expires_at > bindparam("now", type_=UTCDateTime()),
     )
+)
+
+
+def token_for(token: str) -> TokenUser | None:
+    """The live token's user, or None when unknown, revoked or expired. Asked of
+    the database on every request, so a revocation (its row deleted) or an
+    expiry takes effect at once in every process."""
+    found = (
+        db.session.connection()
+        .execute(_LIVE_TOKEN, {"token_hash": _token_hash(token), "now": utcnow()})
+        .first()
+    )
+    if found is None:
+        return None
+    token_id, user_id, is_admin = found
+    return TokenUser(id=user_id, is_admin=is_admin, token_id=token_id)
 
 
 def revoke_token(token_id: int) -> None:
@@ -127,12 +158,12 @@ def token_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        api_token = token_for(token.strip()) if scheme.lower() == "bearer" and token else None
-        if api_token is None:
+        user = token_for(token.strip()) if scheme.lower() == "bearer" and token else None
+        if user is None:
             raise ApiError(
                 401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
-        g.user, g.api_token_id = api_token.user, api_token.id
+        g.user, g.api_token_id = user, user.token_id
         return view(*args, **kwargs)
 
     return wrapper

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from typing import cast as typed_as
 
 from flask import current_app
@@ -21,6 +22,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -170,9 +172,8 @@ def queue_emails(
             return existing, False
     quotas.check_emails(user_id, len(messages))
     jobs, rows = _rows(user_id, messages, idempotency_key, request_hash)
-    outgoing = outbox.insert_jobs(jobs)
     try:
-        db.session.execute(insert(Email), rows)
+        outgoing = _insert(jobs, rows)
         outbox.commit_then_publish(outgoing)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer with its emails.
@@ -211,6 +212,68 @@ def _rows(
         jobs.append(job)
         rows.append(row)
     return jobs, rows
+
+
+# Each job and its email in one statement of one shape whatever the batch's
+# size (PostgreSQL; arrays, one per column that differs between rows): one
+# round trip, prepared by psycopg after a few runs. The emails' foreign key to
+# their jobs is checked at the end of the statement, when both are in.
+_INSERT_JOBS_AND_EMAILS = text(
+    """
+WITH new_jobs AS (
+    INSERT INTO jobs (id, user_id, actor, queue, args, status, progress, attempts,
+                      max_retries, series, retries, rescues, created_at, published_at)
+    SELECT j.id, :user_id, :actor, :queue, json_build_array(j.email_id), :status, 0, 0,
+           :max_retries, :series, :retries, :rescues, j.created_at, :published_at
+    FROM unnest(CAST(:job_ids AS varchar[]), CAST(:ids AS varchar[]),
+                CAST(:job_created AS timestamptz[])) AS j(id, email_id, created_at)
+)
+INSERT INTO emails (id, user_id, job_id, "to", subject, body, html, message_id, attempts,
+                    resend_rounds, idempotency_key, request_hash, batch_id, batch_index,
+                    user_queued, created_at)
+SELECT e.id, :user_id, e.job_id, e.to_, e.subject, e.body, e.html, e.message_id, 0, 0,
+       e.idempotency_key, e.request_hash, e.batch_id, e.batch_index, true, e.created_at
+FROM unnest(CAST(:ids AS varchar[]), CAST(:job_ids AS varchar[]), CAST(:to AS varchar[]),
+            CAST(:subject AS varchar[]), CAST(:body AS text[]), CAST(:html AS text[]),
+            CAST(:message_id AS varchar[]), CAST(:idempotency_key AS varchar[]),
+            CAST(:request_hash AS varchar[]), CAST(:batch_id AS varchar[]),
+            CAST(:batch_index AS integer[]), CAST(:created_at AS timestamptz[]))
+    AS e(id, job_id, to_, subject, body, html, message_id, idempotency_key, request_hash,
+         batch_id, batch_index, created_at)
+"""
+)
+_INSERT_EMAILS = insert(typed_as(Table, Email.__table__))
+_EMAIL_ARRAYS = (
+    "id", "job_id", "to", "subject", "body", "html", "message_id", "idempotency_key",
+    "request_hash", "batch_id", "batch_index", "created_at",
+)  # fmt: skip
+
+
+def _insert(jobs: list[dict], rows: list[dict]) -> outbox.Outgoing:
+    """Add the jobs (published, ``outbox.outgoing``) and their emails to the
+    current transaction: one statement on PostgreSQL, else one INSERT each;
+    Core on the session's connection, never the ORM's bulk machinery."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        sending = outbox.insert_jobs(jobs)
+        connection.execute(_INSERT_EMAILS, rows)
+        return sending
+    sending = outbox.outgoing(jobs)
+    first = jobs[0]  # every job of a batch has the same kind, user and state
+    params: dict[str, Any] = {name: [row[name] for row in rows] for name in _EMAIL_ARRAYS}
+    params.update(
+        {name: first[name] for name in ("user_id", "actor", "queue", "status", "max_retries")},
+        series=first["series"],
+        retries=first["retries"],
+        rescues=first["rescues"],
+        published_at=sending.at,
+        job_ids=[job["id"] for job in jobs],
+        job_created=[job["created_at"] for job in jobs],
+        ids=params.pop("id"),
+    )
+    params["status"] = str(params["status"])
+    connection.execute(_INSERT_JOBS_AND_EMAILS, params)
+    return sending
 
 
 def _email_values(
