@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import common, costs, project
 from bench.e2e import TOY_GUNICORN, email
@@ -89,7 +90,7 @@ def run_toy(n: int, clients: int, log_dir: Path) -> dict:
             args=TOY_GUNICORN,
         )
         meter.watch(web=web)
-        post = {"body": email, "headers": {}}
+        post: dict[str, Any] = {"body": email, "headers": {}}
         warm = common.post_load(
             port, "/api/emails", requests=WARMUP_SINGLE, clients=clients, **post
         )
@@ -124,7 +125,7 @@ def run_project(n: int, size: int, clients: int, log_dir: Path) -> dict:
         meter.watch(web=web)
         headers = {"Authorization": f"Bearer {token}"}
         check_endpoint(port, headers, size)
-        post = {"body": lambda i: batch(i, size), "headers": headers}
+        post: dict[str, Any] = {"body": lambda i: batch(i, size), "headers": headers}
         warm = common.post_load(port, PATH, requests=WARMUP_BATCHES - 1, clients=1, **post)
         assert warm.statuses == {202: WARMUP_BATCHES - 1}, warm.statuses
         meter.start()

@@ -36,12 +36,14 @@ How each figure is taken, and what it cannot see:
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import common, sqlcount
 
@@ -108,6 +110,12 @@ def session_pids(process: common.Process) -> list[int]:
     return [process.pid, *process.children()]
 
 
+def _one(connection: Any, query: str, params: tuple = ()) -> Any:
+    row = connection.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 # --- the meter ---------------------------------------------------------------------------
 
 
@@ -126,11 +134,12 @@ class Meter:
         }
         self._sql: dict[str, Path] = {}
         self._admin = psycopg.connect(ADMIN_URL, autocommit=True)
-        self._own = None
+        self._own: Any = None
         if database is not None:
             self._own = database.connect()
             self._own.autocommit = True
-        self._start = self._end = None
+        self._start: dict[str, Any] = {}
+        self._end: dict[str, Any] = {}
 
     def _sql_dir(self, name: str) -> Path:
         directory = self._log_dir / f"sql-{name}-{uuid.uuid4().hex[:8]}"
@@ -148,7 +157,7 @@ class Meter:
     def watch(self, **processes: common.Process) -> None:
         """CPU of each process's session, as group ``name``."""
         for name, process in processes.items():
-            self._groups[name] = lambda process=process: session_pids(process)
+            self._groups[name] = functools.partial(session_pids, process)
 
     def count_here(self, name: str) -> None:
         """This process's SQL, as group ``name`` (its CPU is group ``bench``)."""
@@ -172,14 +181,14 @@ class Meter:
         snap: dict = {
             "cpu": {name: sum(map(cpu_ticks, pids())) for name, pids in self._groups.items()},
             "sql": {name: sqlcount.read(path) for name, path in self._sql.items()},
-            "lsn": self._admin.execute("SELECT pg_current_wal_lsn()").fetchone()[0],
-            "fpi": self._admin.execute("SELECT wal_fpi FROM pg_stat_wal").fetchone()[0],
+            "lsn": _one(self._admin, "SELECT pg_current_wal_lsn()"),
+            "fpi": _one(self._admin, "SELECT wal_fpi FROM pg_stat_wal"),
         }
         if self._database is not None:
             name = self._database.name
-            snap["xact_commit"] = self._admin.execute(
-                "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (name,)
-            ).fetchone()[0]
+            snap["xact_commit"] = _one(
+                self._admin, "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (name,)
+            )
             backends = self._admin.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
                 (name, self._own.info.backend_pid),
@@ -260,7 +269,7 @@ def table(sides: dict[str, dict[str, float]], *, unit: str = "job") -> str:
         names += [name for name in figures if name not in names]
     rows = []
     for name in names:
-        row = {f"per {unit}": name}
+        row: dict[str, Any] = {f"per {unit}": name}
         for side, figures in sides.items():
             counted = name.split(",")[0] in ("statements", "commits", "round trips")
             default = 0.0 if counted else None

@@ -44,7 +44,7 @@ def unpublished(app) -> int:
     from app.jobs import outbox
 
     with app.app_context():
-        count = db.session.scalar(select(func.count()).where(outbox.unpublished()))
+        count = db.session.scalar(select(func.count()).where(outbox.unpublished())) or 0
         db.session.rollback()
         return count
 
