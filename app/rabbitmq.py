@@ -53,8 +53,7 @@ gives up after a few seconds and leaves the job to the relay
 broker's confirms once, not once per message: pika's BlockingChannel in confirm
 mode (Dramatiq's channel) waits for each message's ack inside ``basic_publish``,
 a round trip per message. So the batch goes out on a channel of its own, put in
-confirm mode once and kept for the thread's connection (opening one per batch
-cost three more round trips), on pika's underlying channel with a callback that counts the acks
+confirm mode on pika's underlying channel with a callback that counts the acks
 and nacks by delivery tag (``multiple`` included) and the returns (unroutable)
 by message id; ``process_data_events`` runs until each message is settled or
 the time is up. What is not acked within the time (a nack, a return, a lost
@@ -74,7 +73,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import dramatiq
 import pika
@@ -200,11 +198,15 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
         for queue_name in dict.fromkeys(q_name(message.queue_name) for message in messages):
             self.declare_queue(queue_name, ensure=True)
         connection = self.connection
-        channel, router = self._confirm_channel(connection)
+        channel = connection.channel()
         try:
+            # pika's own channel under the blocking one: its confirm callback
+            # sees every ack, where BlockingChannel waits for each in turn.
             impl = channel._impl
             confirms.wake = functools.partial(connection.call_later, 0, _nothing)
-            router.start(confirms)
+            impl.confirm_delivery(confirms.settle, callback=confirms.selected)
+            impl.add_on_return_callback(confirms.returned)
+            self._wait(connection, lambda: confirms.confirming)
             for message in messages:
                 # As enqueue: a message with an eta is a copy bound for the delay queue already.
                 self.emit_before("enqueue", message, None)
@@ -219,51 +221,10 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
                 )
                 confirms.sent(message.message_id)
             self._wait(connection, confirms.settled)
-        except BaseException:
-            # Settlements of this batch may still arrive: no later batch shares its channel.
-            self._drop_confirm_channel()
-            raise
         finally:
-            router.stop()
             self.queues_pending.update(confirms.unroutable_queues)  # gone: declare them again
-
-    def _confirm_channel(self, connection: pika.BlockingConnection):
-        """This thread's channel in confirm mode on ``connection``, opened once
-        and kept: opening, selecting and closing one per batch cost three round
-        trips to the broker and most of a publish's CPU. Its delivery tags go on
-        counting across batches (``_Router``); a batch that fails in any way
-        closes it, so a later batch never sees an earlier one's confirms."""
-        held = getattr(self.state, "confirm_channel", None)
-        if held is not None and held[0] is connection and held[1].is_open:
-            return held[1], held[2]
-        self._drop_confirm_channel()
-        channel: Any = connection.channel()  # its ``_impl`` is pika's own channel
-        router = _Router()
-        try:
-            # pika's own channel under the blocking one: its confirm callback
-            # sees every ack, where BlockingChannel waits for each in turn.
-            impl = channel._impl
-            router.wake = functools.partial(connection.call_later, 0, _nothing)
-            impl.confirm_delivery(router.settle, callback=router.selected)
-            impl.add_on_return_callback(router.returned)
-            self._wait(connection, lambda: router.confirming)
-        except BaseException:
             if channel.is_open:
                 channel.close()
-            raise
-        self.state.confirm_channel = (connection, channel, router)
-        return channel, router
-
-    def _drop_confirm_channel(self) -> None:
-        """Forget this thread's confirm channel, closing it without waiting (a
-        blocked or broken connection would not answer)."""
-        held = getattr(self.state, "confirm_channel", None)
-        self.state.confirm_channel = None
-        if held is not None and held[1]._impl.is_open:
-            try:
-                held[1]._impl.close()
-            except Exception:  # the connection is going; nothing waits on this channel
-                logger.debug("closing the confirm channel failed", exc_info=True)
 
     def _wait(self, connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
         """Process the connection's events until ``done()``, or PublishTimeout at
@@ -323,7 +284,6 @@ class RabbitmqBroker(dramatiq_rabbitmq.RabbitmqBroker, AppBroker):
         return self.state.connection
 
     def _del_connection(self):
-        self.state.confirm_channel = None  # closed with its connection
         _DRAMATIQ_CONNECTION.fdel(self)
         self.state.bound = None
 
@@ -497,16 +457,15 @@ def _nothing() -> None:
 
 
 class _Confirms:
-    """The publisher confirms of one batch. Its channel numbers every publish
-    with a delivery tag, from 1 up across batches (``first_tag``: the last tag
-    before this batch). An ack or nack with ``multiple`` settles every tag up to
-    its own. A returned message (unroutable: its queue is gone) is acked after
-    its return, and counts as not published."""
+    """The publisher confirms of one batch on its own channel, whose delivery
+    tags number its publishes from 1. An ack or nack with ``multiple`` settles
+    every tag up to its own. A returned message (unroutable: its queue is gone)
+    is acked after its return, and counts as not published."""
 
-    def __init__(self, messages: Sequence[dramatiq.Message], *, first_tag: int = 0):
+    def __init__(self, messages: Sequence[dramatiq.Message]):
         self.queues = {message.message_id: q_name(message.queue_name) for message in messages}
         self.pending: dict[int, str] = {}  # tag: message id, in the order sent
-        self.tags = first_tag
+        self.tags = 0
         self.acked: set[str] = set()
         self.unroutable: set[str] = set()
         self.confirming = False
@@ -542,41 +501,7 @@ class _Confirms:
         self.wake()
 
     def returned(self, _channel, _method, _properties, body: bytes) -> None:
-        message_id = dramatiq.Message.decode(body).message_id
-        if message_id in self.queues:
-            self.unroutable.add(message_id)
-
-
-class _Router:
-    """A kept confirm channel's callbacks, handing each confirm and return to
-    the batch in progress (``start``); its delivery tags go on across batches."""
-
-    def __init__(self):
-        self.batch: _Confirms | None = None
-        self.tags = 0  # the channel's last delivery tag
-        self.confirming = False
-        self.wake: Callable[[], object] = _nothing
-
-    def start(self, batch: _Confirms) -> None:
-        batch.tags, batch.confirming = self.tags, True
-        self.batch = batch
-
-    def stop(self) -> None:
-        if self.batch is not None:
-            self.tags = self.batch.tags
-        self.batch = None
-
-    def selected(self, _frame) -> None:
-        self.confirming = True
-        self.wake()
-
-    def settle(self, frame) -> None:
-        if self.batch is not None:
-            self.batch.settle(frame)
-
-    def returned(self, channel, method, properties, body: bytes) -> None:
-        if self.batch is not None:
-            self.batch.returned(channel, method, properties, body)
+        self.unroutable.add(dramatiq.Message.decode(body).message_id)
 
 
 class StubBroker(dramatiq_stub.StubBroker, AppBroker):
