@@ -15,6 +15,7 @@ from typing import cast as typed_as
 from flask import current_app
 from sqlalchemy import (
     ColumnElement,
+    Select,
     String,
     Table,
     Update,
@@ -419,16 +420,26 @@ def check_still_to_send(email_id: str) -> None:
     a paused VM) whose job was taken over and sent meanwhile sends no copy."""
     if not workers.process_is_live():
         raise attempts.AttemptFenced("this worker cannot renew its lease")
-    claim = attempts.current_claim.get()
-    unsent = select(Email.id).where(Email.id == email_id, Email.sent_at.is_(None))
+    claim, name = attempts.current_claim.get(), dialect()
+    params = {"email_id": email_id}
     if claim is not None:
-        unsent = unsent.where(attempts.still_owns(claim))
-    found = db.session.execute(unsent).first()
+        params |= attempts.owning_params(name, claim)
+    found = db.session.execute(_unsent_statement(name, claim is not None), params).first()
     db.session.rollback()
     if found is None:
         raise attempts.AttemptFenced(
             f"email {email_id} is sent already, or its job was taken over by another attempt"
         )
+
+
+@functools.cache
+def _unsent_statement(name: str, owned: bool) -> Select:
+    """The email, while it has no ``sent_at`` (and, when ``owned``, while the
+    attempt owns its job under a live lease): built once per dialect."""
+    unsent = select(EMAILS.c.id).where(
+        EMAILS.c.id == bindparam("email_id"), EMAILS.c.sent_at.is_(None)
+    )
+    return unsent.where(attempts.still_owns(name)) if owned else unsent
 
 
 def _subject(job) -> dict:

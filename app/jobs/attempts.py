@@ -37,6 +37,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     exists,
+    func,
     insert,
     literal,
     select,
@@ -319,10 +320,25 @@ def owned(claim: Claim):
     return (Job.id == claim.job_id) & (Job.status == JobStatus.RUNNING) & (Job.claim == claim.token)
 
 
-def still_owns(claim: Claim):
-    """A condition true while ``claim`` owns its job under a live lease: what an
-    attempt checks immediately before an effect outside the database."""
-    return exists().where(owned(claim), lease_is_live())
+def still_owns(name: str):
+    """A condition true while a claim owns its job under a live lease: what an
+    attempt checks immediately before an effect outside the database. For a
+    statement built once per dialect (``name``); ``owning_params`` gives the
+    claim."""
+    now = func.now() if name == "postgresql" else bindparam("lease_now", type_=UTCDateTime())
+    jobs, workers = JOBS, typed_as(Table, Worker.__table__)
+    live = exists().where(workers.c.id == jobs.c.worker_id, workers.c.expires_at > now)
+    return exists().where(
+        jobs.c.id == bindparam("owned_job_id"),
+        jobs.c.status == JobStatus.RUNNING,
+        jobs.c.claim == bindparam("owned_token"),
+        live,
+    )
+
+
+def owning_params(name: str, claim: Claim) -> dict:
+    params = {"owned_job_id": claim.job_id, "owned_token": claim.token}
+    return params if name == "postgresql" else params | {"lease_now": utcnow()}
 
 
 def fail(
