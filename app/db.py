@@ -63,6 +63,15 @@ def database_now() -> datetime:
     return db.session.execute(select(func.now())).scalar_one().astimezone(UTC)
 
 
+def read_without_transaction() -> None:
+    """Run the session's next statements, until its next commit or rollback, each
+    on its own, without a transaction (PostgreSQL): a read of one statement then
+    costs one round trip, not three (BEGIN, the read, ROLLBACK). Call it before
+    the transaction's first statement."""
+    if dialect() == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def changed_rows(statement: Executable) -> int:
     """Run an UPDATE or DELETE in the current session: how many rows it matched.
     (``Session.execute`` is typed as returning any ``Result``; for these

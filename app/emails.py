@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app import email_message, quotas, smtp
-from app.db import UTCDateTime, db, dialect, utcnow
+from app.db import UTCDateTime, db, dialect, read_without_transaction, utcnow
 from app.exports import files
 from app.jobs import attempts, outbox, outcomes, state, workers
 from app.jobs.errors import PermanentError
@@ -357,6 +357,7 @@ def deliver(email_id: str, *, before_data: Callable[[], object] | None = None) -
 
     ``before_data`` goes to ``smtp.send``: called right before the message
     itself is sent, it may raise to stop the send."""
+    read_without_transaction()
     email = db.session.get(Email, email_id)
     if email is None:
         raise EmailNotFound(email_id)
@@ -422,6 +423,7 @@ def check_still_to_send(email_id: str) -> None:
         raise attempts.AttemptFenced("this worker cannot renew its lease")
     claim, name = attempts.current_claim.get(), dialect()
     params = {"email_id": email_id}
+    read_without_transaction()
     if claim is not None:
         params |= attempts.owning_params(name, claim)
     found = db.session.execute(_unsent_statement(name, claim is not None), params).first()

@@ -88,8 +88,7 @@ class Job(Model):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
         Index("ix_jobs_actor_status_created", "actor", "status", "created_at", "id"),
-        # On PostgreSQL, migration 0011 also has a trigram index for the admin
-        # search, of the jobs that are neither queued nor running.
+        # On PostgreSQL, migration 0005 also adds a trigram index for the admin search.
         # Partial: a state change writes an entry only where a row is admitted.
         Index(
             "ix_jobs_unpublished",

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import Boolean, ColumnClause, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import ColumnClause, func, literal, literal_column, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.admin.blueprint import COUNT_CAP, PAGE_SIZE, admin
@@ -19,8 +19,8 @@ from app.models import Job, User
 from app.states import CANCELLABLE, RETRYABLE, JobStatus
 from app.web.session import admin_required
 
-# What a search looks in, as one expression; migration 0011 indexes exactly this
-# text on PostgreSQL, for the jobs that SETTLED admits, so keep the three the same.
+# What a search looks in, as one expression; migration 0005 indexes exactly this
+# text on PostgreSQL, so keep the two the same.
 SEARCH_TEXT: ColumnClause[str] = literal_column(
     "lower(coalesce(jobs.error_type, '') || ' ' || coalesce(jobs.error_message, '')"
     " || ' ' || CAST(jobs.args AS TEXT))"
@@ -69,19 +69,11 @@ class Filters:
         return self.status if self.status in RETRYABLE else None
 
 
-# The jobs the trigram index holds: a job enters it when it leaves queued and
-# running, so that claiming it and starting it again write no trigram entries.
-SETTLED: ColumnClause[bool] = literal_column("jobs.status NOT IN ('queued', 'running')", Boolean)
-
-
 def search(q: str):
     """The job whose id is ``q``, or any job with ``q`` (ignoring case) in its
-    error or in its arguments. On PostgreSQL the trigram index on SEARCH_TEXT
-    finds the settled jobs and the status index the few others, so that no
-    search scans the table. (The condition is literal SQL, so that the planner
-    can match it to the index's.)"""
-    found = SEARCH_TEXT.contains(q.lower(), autoescape=True)
-    return or_(Job.id == q, SETTLED & found, ~SETTLED & found)
+    error or in its arguments. On PostgreSQL a trigram index on SEARCH_TEXT
+    (migration 0005) answers this without scanning the table."""
+    return or_(Job.id == q, SEARCH_TEXT.contains(q.lower(), autoescape=True))
 
 
 def status_counts(filters: Filters) -> tuple[dict[str, int], bool]:

@@ -1,12 +1,10 @@
 """state changes that touch fewer index entries: the outbox's and the periodic
-jobs' indexes hold only the rows they look for, and the search's trigram index
-only jobs that have finished or failed once
+jobs' indexes hold only the rows they look for
 
 Every change of a job's status is an update PostgreSQL cannot make HOT (the
 status is indexed), so each writes a new entry into every index on ``jobs``. A
 partial index gets one only for a row its condition admits: a job that is
-published with its commit, has no unique key, and is queued or running enters
-none of these three.
+published with its commit and has no unique key enters neither of these two.
 
 Revision ID: 0011
 Revises: 0010
@@ -25,11 +23,6 @@ depends_on = None
 
 UNPUBLISHED = "published_at IS NULL AND status = 'queued'"
 HAS_KEY = "unique_key IS NOT NULL"
-SEARCH_TEXT = (
-    "lower(coalesce(error_type, '') || ' ' || coalesce(error_message, '')"
-    " || ' ' || CAST(args AS TEXT))"
-)
-SEARCHED = "status NOT IN ('queued', 'running')"  # app/admin/jobs.py SETTLED
 
 
 def upgrade():
@@ -50,11 +43,6 @@ def upgrade():
             sqlite_where=sa.text(HAS_KEY),
         )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_jobs_search")
-        op.execute(
-            f"CREATE INDEX ix_jobs_search ON jobs USING gin (({SEARCH_TEXT}) gin_trgm_ops)"
-            f" WHERE {SEARCHED}"
-        )
         # An email's row changes twice after its insert (attempts, sent_at),
         # neither an indexed column: room on its page lets both be HOT.
         op.execute("ALTER TABLE emails SET (fillfactor = 85)")
@@ -63,8 +51,6 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE emails RESET (fillfactor)")
-        op.execute("DROP INDEX IF EXISTS ix_jobs_search")
-        op.execute(f"CREATE INDEX ix_jobs_search ON jobs USING gin (({SEARCH_TEXT}) gin_trgm_ops)")
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('uq_jobs_unique_key')
         batch_op.drop_index('ix_jobs_unpublished')
