@@ -95,7 +95,7 @@ def run_toy(n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, reuse: bool) -> 
 def run_project(
     n: int, sink: smtp_sink.SmtpSink, log_dir: Path, *, extra_env: dict, what: str
 ) -> dict:
-    from app import emails
+    from app import email_queue
     from app.jobs import outbox
 
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
@@ -108,7 +108,7 @@ def run_project(
             for offset in range(0, n, BATCH):
                 jobs = []
                 for i in range(offset, min(n, offset + BATCH)):
-                    _, job = emails.new_email(
+                    _, job = email_queue.new_email(
                         user_id=user_id,
                         to=f"user{i}@example.com",
                         subject=f"Hello {i}",

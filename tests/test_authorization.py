@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app import emails
+from app import email_queue
 from app.db import db, utcnow
 from app.emails import SEND_EMAIL
 from app.exports import links
@@ -73,7 +73,9 @@ def _rows():
 def things(app, user, other_user, admin, stub_broker):
     """The user's email and its queued job, a failed job, a finished export."""
     with app.app_context():
-        email, job = emails.new_email(user_id=user[0], to="x@example.com", subject="s", body="b")
+        email, job = email_queue.new_email(
+            user_id=user[0], to="x@example.com", subject="s", body="b"
+        )
         outbox.commit_and_publish(job)
         failed = state.new_job(SEND_EMAIL, args=[], max_retries=0)
         failed.user_id, failed.status = user[0], "failed"

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from app import emails
+from app import email_queue
 from app.db import db, utcnow
 from app.jobs import outbox
 from app.models import Email, Export, Job
@@ -103,7 +103,9 @@ def _fill_the_hour(app, user_id: int, n: int) -> None:
     """``n`` emails the user queued in the last hour, written directly."""
     with app.app_context():
         for i in range(n):
-            email, _ = emails.new_email(user_id=user_id, to="a@b.example", subject="s", body=".")
+            email, _ = email_queue.new_email(
+                user_id=user_id, to="a@b.example", subject="s", body="."
+            )
             email.user_queued = True
             email.created_at = utcnow() - timedelta(minutes=30, seconds=i)
         db.session.commit()
@@ -126,7 +128,7 @@ def test_the_email_delivering_an_export_does_not_count(app, client, user, stub_b
     app.config["USER_EMAILS_PER_HOUR"] = 1
     with app.app_context():
         jobs = [
-            emails.new_email(user_id=user_id, to="alice@example.com", subject="s", body=".")[1]
+            email_queue.new_email(user_id=user_id, to="alice@example.com", subject="s", body=".")[1]
             for _ in range(3)
         ]
         outbox.commit_and_publish(*jobs)

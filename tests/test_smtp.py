@@ -8,7 +8,7 @@ import smtplib
 import pytest
 from flask_mail import Message
 
-from app import emails, smtp
+from app import email_queue, emails, smtp
 from app.db import db
 from app.jobs.errors import PermanentError
 from tests.support.proxy import TcpProxy
@@ -110,7 +110,7 @@ class Fenced(Exception):
 def test_before_data_that_raises_sends_nothing_and_its_exception_comes_out(
     app, user, smtp_server, sending
 ):
-    email, _ = emails.new_email(user_id=user[0], to="r@example.com", subject="s", body="b")
+    email, _ = email_queue.new_email(user_id=user[0], to="r@example.com", subject="s", body="b")
     db.session.commit()
     fenced = Fenced("the attempt no longer owns its job")
     calls = []

@@ -1,6 +1,6 @@
 from flask import g, url_for
 
-from app import emails, quotas
+from app import email_queue, quotas
 from app.api.blueprint import api
 from app.api.input import MAX_BATCH, MAX_BATCH_BYTES, EmailBatchRequest, EmailHeaders, EmailRequest
 from app.api.output import Email, EmailBatchQueued, EmailQueued
@@ -41,15 +41,15 @@ KEY_REUSED = "Idempotency-Key reused with a different request"
 )
 def create_email(body: EmailRequest, headers: EmailHeaders):
     try:
-        queued, _ = emails.queue_email(
+        queued, _ = email_queue.queue_email(
             user_id=g.user.id,
-            message=emails.NewEmail(
+            message=email_queue.NewEmail(
                 to=body.to, subject=body.subject, body=body.body, html=body.html
             ),
             idempotency_key=headers.idempotency_key,
-            request_hash=emails.request_hash(body.model_dump()),
+            request_hash=email_queue.request_hash(body.model_dump()),
         )
-    except emails.IdempotencyKeyReused:
+    except email_queue.IdempotencyKeyReused:
         raise ApiError(422, KEY_REUSED) from None
     except quotas.EmailTooLarge as error:
         raise ApiError(413, str(error)) from None
@@ -71,25 +71,26 @@ def create_email(body: EmailRequest, headers: EmailHeaders):
 )
 def create_email_batch(body: EmailBatchRequest, headers: EmailHeaders):
     messages = [
-        emails.NewEmail(to=m.to, subject=m.subject, body=m.body, html=m.html) for m in body.messages
+        email_queue.NewEmail(to=m.to, subject=m.subject, body=m.body, html=m.html)
+        for m in body.messages
     ]
     try:
-        queued, _ = emails.queue_emails(
+        queued, _ = email_queue.queue_emails(
             user_id=g.user.id,
             messages=messages,
             idempotency_key=headers.idempotency_key,
-            request_hash=emails.request_hash(body.model_dump()),
+            request_hash=email_queue.request_hash(body.model_dump()),
         )
-    except emails.IdempotencyKeyReused:
+    except email_queue.IdempotencyKeyReused:
         raise ApiError(422, KEY_REUSED) from None
-    except emails.MessageTooLarge as error:
+    except email_queue.MessageTooLarge as error:
         raise ApiError(413, str(error), {f"messages[{error.index}].body": str(error)}) from None
     except quotas.QuotaExceeded as error:
         raise over_quota(error) from None
     return respond(EmailBatchQueued(items=[_answer(item) for item in queued]), 202)
 
 
-def _answer(queued: emails.Queued) -> EmailQueued:
+def _answer(queued: email_queue.Queued) -> EmailQueued:
     return EmailQueued(job_id=queued.job_id, email_id=queued.email_id, status=queued.status)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import quotas
 from app.db import changed_rows, db, utcnow
-from app.emails import new_email
+from app.email_queue import new_email
 from app.exports import files, links, pg_copy
 from app.exports.files import file_path  # noqa: F401  (app/api/exports.py serves it)
 from app.exports.writers import WRITERS

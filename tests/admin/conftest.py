@@ -8,7 +8,7 @@ from datetime import timedelta
 import dramatiq
 import pytest
 
-from app import emails
+from app import email_queue
 from app.db import db, utcnow
 from app.models import Job
 from tests.support import factories
@@ -67,7 +67,7 @@ def make_email(
 ):
     """An email whose job is in ``job_status`` (None: its job was deleted)."""
     with app.app_context():
-        email, job = emails.new_email(user_id=user_id, to=to, subject=f"To {to}", body="Hello")
+        email, job = email_queue.new_email(user_id=user_id, to=to, subject=f"To {to}", body="Hello")
         db.session.flush()
         if job_status is None:
             email.job_id = None

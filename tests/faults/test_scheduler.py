@@ -12,7 +12,7 @@ import pytest
 
 from app import auth
 from app.db import db, utcnow
-from app.emails import new_email
+from app.email_queue import new_email
 from app.jobs import outbox
 from app.models import Job, SchedulerLease
 from tests.support.scheduler import SchedulerProcess

@@ -8,7 +8,7 @@ import dramatiq
 import pytest
 
 from app.db import db, utcnow
-from app.emails import new_email
+from app.email_queue import new_email
 from app.jobs import kinds, outbox
 from app.jobs.broker import EXTENSION
 from app.maintenance.rescue import BACKOFF_FACTOR, GRACE_INTERVALS, rescue_lost_jobs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.db import db, utcnow
-from app.emails import new_email
+from app.email_queue import new_email
 from app.maintenance.resend import resend_failed_emails
 from app.models import Email, Job
 
