@@ -71,7 +71,7 @@ test: lint typecheck chromium tools
 
 # Each script measures its baseline in the same run and prints both, the ratio and the
 # settings (docs/benchmarks.md). All run even if one fails; then make fails.
-BENCHES := e2e noop enqueue email_rate export admin relay batch
+BENCHES := e2e noop enqueue email_rate export admin relay batch bulk_retry
 bench: $(DEV)
 	@failed=; for name in $(BENCHES); do echo "== python -m bench.$$name"; \
 		$(PY) -m bench.$$name || failed="$$failed $$name"; echo; done; \

@@ -157,7 +157,7 @@ def job_actions():
             .where(Job.status == target, *filters.conditions(with_status=False))
             .order_by(Job.created_at, Job.id)
         ).all()
-        db.session.rollback()  # retry_many makes its own transactions, one per job
+        db.session.rollback()  # retry_many makes its own transactions, one per batch
         retried, skipped = control.retry_many(job_ids)
         flash(_summary("Retried", retried, skipped, "failed or cancelled any more"))
         return back

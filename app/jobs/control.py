@@ -1,56 +1,91 @@
-"""Retry and Cancel, as the admin page, the API and the CLI offer them."""
+"""Retry and Cancel, as the admin pages, the API, the CLI and the scheduler's
+resend offer them: for one job, or for many in batches (one conditional UPDATE,
+one commit and one batched publish per ``BATCH`` jobs)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 
-from sqlalchemy.exc import IntegrityError
-
-from app.db import db
+from app.db import db, utcnow
 from app.jobs import outbox, state
 from app.jobs.state import JobNotFound, JobStateConflict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobNotFound", "JobStateConflict", "cancel", "cancel_many", "retry", "retry_many"]
+__all__ = [
+    "BATCH",
+    "JobNotFound",
+    "JobStateConflict",
+    "cancel",
+    "cancel_many",
+    "retry",
+    "retry_many",
+]
+
+# Jobs per transaction and per publish: big enough that a statement's and a
+# confirm's round trips are a small part of each job, small enough that a batch
+# holds its rows' locks for a fraction of a second.
+BATCH = 1000
+
+# A write of the caller's in the transaction that retries a batch, given the ids
+# it retried (the resend counts each email's round with its requeue).
+AlsoWrite = Callable[[list[str]], None]
 
 
 def retry(job_id: str) -> None:
     """failed or cancelled → queued as a new series, then published through the
-    outbox. Raises JobStateConflict unless the job was failed or cancelled."""
-    job = state.requeue(job_id)
-    try:
-        outbox.commit_and_publish(job)
-    except IntegrityError:
-        # The job's export cannot be unfinished again: the user has another one running.
-        db.session.rollback()
-        raise JobStateConflict(job_id, "blocked by another unfinished export") from None
+    outbox. Raises JobNotFound, or JobStateConflict unless the job was failed or
+    cancelled (or when its export is blocked by another unfinished one)."""
+    if not _retry_batch([job_id], None):
+        state.conflict(job_id)
 
 
 def cancel(job_id: str) -> None:
-    """queued, retrying or failed → cancelled. Raises JobStateConflict otherwise."""
-    state.cancel(job_id)
+    """queued, retrying or failed → cancelled. Raises JobNotFound, or
+    JobStateConflict otherwise."""
+    if not state.cancel([job_id]):
+        state.conflict(job_id)
     db.session.commit()
 
 
-def retry_many(job_ids: Iterable[str]) -> tuple[int, int]:
-    """Retry each job on its own; returns (retried, skipped). A job that moved
-    meanwhile (another admin retried it) is skipped, not retried twice."""
-    return _each(retry, job_ids)
+def retry_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tuple[int, int]:
+    """Retry the jobs, ``BATCH`` at a time; returns (retried, skipped). A job
+    that moved meanwhile (another admin retried it) is skipped, not retried
+    twice."""
+    retried = skipped = 0
+    for batch in batched(job_ids, BATCH):
+        done = _retry_batch(batch, also)
+        retried += done
+        skipped += len(batch) - done
+    return retried, skipped
 
 
 def cancel_many(job_ids: Iterable[str]) -> tuple[int, int]:
-    """Cancel each job on its own; returns (cancelled, skipped)."""
-    return _each(cancel, job_ids)
+    """Cancel the jobs, ``BATCH`` at a time; returns (cancelled, skipped)."""
+    cancelled = skipped = 0
+    for batch in batched(job_ids, BATCH):
+        done = len(state.cancel(batch))
+        db.session.commit()
+        cancelled += done
+        skipped += len(batch) - done
+    return cancelled, skipped
 
 
-def _each(action, job_ids: Iterable[str]) -> tuple[int, int]:
-    done = skipped = 0
-    for job_id in job_ids:
-        try:
-            action(job_id)
-            done += 1
-        except (JobStateConflict, JobNotFound):
-            skipped += 1
-    return done, skipped
+def _retry_batch(job_ids: Sequence[str], also: AlsoWrite | None) -> int:
+    at = utcnow()
+    rows = state.requeue(job_ids, published_at=at)
+    if also is not None and rows:
+        also([row["id"] for row in rows])
+    outbox.commit_then_publish(
+        outbox.Outgoing([outbox.message_for_values(row) for row in rows], at)
+    )
+    return len(rows)
+
+
+def batched(items: Iterable[str], size: int) -> Iterator[tuple[str, ...]]:
+    """``itertools.batched`` (Python 3.12), for Python 3.11."""
+    iterator = iter(items)
+    while batch := tuple(islice(iterator, size)):
+        yield batch

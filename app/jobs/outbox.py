@@ -9,8 +9,9 @@ A job may be published twice (a relay racing a slow request, two relays at once,
 a rescue); that is harmless, because a worker runs a message only when
 ``attempts.start_attempt`` claims its job, which one copy does.
 
-``published_at`` is written here only: by the publishes of this module, and by
-the statements and values it gives a requeue and a rescue to write it with.
+``published_at`` is written here, by the publishes of this module and by the
+statements it gives a rescue to write it with, and by a requeue with the
+``Outgoing`` time that ``commit_then_publish`` then keeps or takes back.
 """
 
 from __future__ import annotations
@@ -206,12 +207,6 @@ def mark_published(job_ids: list[str]) -> None:
 def unpublished() -> ColumnElement[bool]:
     """Jobs committed but not yet handed to the broker: what the relay publishes."""
     return Job.published_at.is_(None) & (Job.status == JobStatus.QUEUED)
-
-
-def left_to_relay() -> dict:
-    """The values that say a job's message is not in the broker, for an UPDATE
-    that changes more (a requeue: the caller publishes the job, else the relay)."""
-    return {"published_at": None}
 
 
 def republishing(job_id: str, *, status: str, was: datetime | None, at: datetime) -> Update:

@@ -14,19 +14,19 @@ broker is the outbox's to write (``published_at``, ``app/jobs/outbox.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import (
-    select,
-    update,
-)
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.db import db, utcnow
+from app.db import db, dialect, utcnow
 from app.jobs import kinds, outbox
 from app.jobs.kinds import JobKind
 from app.jobs.writes import Write, one_at_a_time
+from app.list_params import one_of
 from app.models import Job, new_id
 from app.states import CANCELLABLE, CLAIMABLE, RETRYABLE, JobStatus
 from app.text import made_storable
@@ -111,58 +111,95 @@ def _fail_unrunnable(request: Unrunnable) -> None:
 fail_unrunnable: Write[Unrunnable, None] = one_at_a_time(_fail_unrunnable)
 
 
-def requeue(job_id: str) -> Job:
-    """A failed or cancelled job goes back to ``queued`` as a new series of
-    attempts, keeping its history; the caller publishes it (``outbox``).
+def requeue(job_ids: Sequence[str], *, published_at: datetime | None) -> list[RowMapping]:
+    """Failed or cancelled jobs go back to ``queued`` as a new series of attempts,
+    keeping their history, marked published ``at`` (the caller commits, then
+    publishes them: ``outbox.commit_then_publish``); returns the requeued jobs'
+    ``outbox.MESSAGE_COLUMNS``. The others are skipped: moved on meanwhile, or
+    refused by their kind's ``requeued`` hook (an export, while the user has
+    another unfinished).
 
-    One conditional UPDATE: of two admins clicking Retry at once, or a click
-    racing the scheduler, exactly one changes the row and publishes; the other
-    gets JobStateConflict. So does a job whose kind's ``requeued`` hook is
-    refused by the database (an export, while the user has another unfinished)."""
-    row = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(RETRYABLE))
-        .values(
-            status=JobStatus.QUEUED,
-            series=Job.series + 1,
-            retries=0,
-            rescues=0,
-            progress=0,
-            next_retry_at=None,
-            finished_at=None,
-            **outbox.left_to_relay(),
-        )
-        .returning(Job.series, Job.actor)
-    ).first()
-    if row is None:
-        _conflict(job_id)
+    One conditional UPDATE over all the ids: of two admins retrying the same
+    jobs at once, or a click racing the scheduler, exactly one changes each row
+    and publishes it. Should a hook refuse the batch, its jobs are tried one at
+    a time, so that one refused export does not hold back the rest."""
     try:
-        kinds.of(row.actor).requeued([job_id])
+        with db.session.begin_nested():
+            return _requeue(job_ids, published_at)
     except IntegrityError:
-        db.session.rollback()
-        raise JobStateConflict(job_id, "blocked by another unfinished export") from None
-    logger.info("job %s (%s) queued again as series %d", job_id, row.actor, row.series)
-    return db.session.get_one(Job, job_id, populate_existing=True)
+        pass
+    requeued: list[RowMapping] = []
+    for job_id in job_ids:
+        try:
+            with db.session.begin_nested():
+                requeued += _requeue([job_id], published_at)
+        except IntegrityError:
+            logger.info("job %s not queued again: blocked by another unfinished export", job_id)
+    return requeued
 
 
-def cancel(job_id: str) -> None:
-    """queued, retrying or failed → cancelled; a message still in the broker is
-    skipped when it arrives. The caller commits."""
-    actor = db.session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(CANCELLABLE))
-        .values(status=JobStatus.CANCELLED, finished_at=utcnow(), next_retry_at=None)
-        .returning(Job.actor)
-    ).scalar()
-    if actor is None:
-        _conflict(job_id)
-    kinds.of(actor).given_up([job_id])
-    logger.info("job %s (%s) cancelled", job_id, actor)
+def _requeue(job_ids: Sequence[str], published_at: datetime | None) -> list[RowMapping]:
+    rows = (
+        db.session.execute(
+            update(Job)
+            .where(one_of(dialect(), Job.id, job_ids), Job.status.in_(RETRYABLE))
+            .values(
+                status=JobStatus.QUEUED,
+                series=Job.series + 1,
+                retries=0,
+                rescues=0,
+                progress=0,
+                next_retry_at=None,
+                finished_at=None,
+                published_at=published_at,
+            )
+            .returning(*(Job.__table__.c[name] for name in outbox.MESSAGE_COLUMNS))
+        )
+        .mappings()
+        .all()
+    )
+    _each_kind(rows, JobKind.requeued)
+    for row in rows:
+        logger.info("job %s (%s) queued again as series %d", row["id"], row["actor"], row["series"])
+    return list(rows)
 
 
-def _conflict(job_id: str) -> NoReturn:
+def cancel(job_ids: Sequence[str]) -> list[str]:
+    """queued, retrying or failed → cancelled, in one conditional UPDATE; a
+    message still in the broker is skipped when it arrives. Returns the ids it
+    cancelled (the others had moved on); the caller commits."""
+    rows = (
+        db.session.execute(
+            update(Job)
+            .where(one_of(dialect(), Job.id, job_ids), Job.status.in_(CANCELLABLE))
+            .values(status=JobStatus.CANCELLED, finished_at=utcnow(), next_retry_at=None)
+            .returning(Job.id, Job.actor)
+        )
+        .mappings()
+        .all()
+    )
+    _each_kind(rows, JobKind.given_up)
+    for row in rows:
+        logger.info("job %s (%s) cancelled", row["id"], row["actor"])
+    return [row["id"] for row in rows]
+
+
+def _each_kind(rows: Sequence[RowMapping], hook: Callable[[JobKind, list[str]], None]) -> None:
+    """Run a kind's hook once for each actor's jobs among ``rows``."""
+    by_actor: dict[str, list[str]] = {}
+    for row in rows:
+        by_actor.setdefault(row["actor"], []).append(row["id"])
+    for actor, ids in by_actor.items():
+        hook(kinds.of(actor), ids)
+
+
+def conflict(job_id: str) -> NoReturn:
+    """Why a job was not changed: JobNotFound, or JobStateConflict with its status
+    (its own status, when its kind's hook refused it)."""
     status = db.session.execute(select(Job.status).where(Job.id == job_id)).scalar()
     db.session.rollback()
     if status is None:
         raise JobNotFound(job_id)
+    if status in RETRYABLE:
+        raise JobStateConflict(job_id, "blocked by another unfinished export")
     raise JobStateConflict(job_id, status)

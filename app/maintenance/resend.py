@@ -9,10 +9,11 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.db import db, utcnow
+from app.db import db, dialect, utcnow
 from app.emails import PERMANENT_ERRORS
 from app.jobs import control
 from app.jobs.kinds import HOUR_MS, JobKind
+from app.list_params import one_of
 from app.maintenance.service import Service, Summary
 from app.models import Email, Job
 from app.states import JobStatus
@@ -22,8 +23,6 @@ RESEND_FAILED_EMAILS = JobKind(
     actor="resend_failed_emails", queue="maintenance", time_limit_ms=HOUR_MS
 )
 
-BATCH = 200
-
 
 def resendable():
     """Emails failed for longer than RESEND_INTERVAL_S, with rounds left, whose
@@ -31,7 +30,7 @@ def resendable():
     config = current_app.config
     failed_before = utcnow() - timedelta(seconds=config["RESEND_INTERVAL_S"])
     return (
-        select(Email.id, Email.job_id)
+        select(Email.job_id)
         .join(Job, Job.id == Email.job_id)
         .where(
             Email.sent_at.is_(None),
@@ -47,22 +46,21 @@ def resendable():
 def resend_failed_emails() -> Summary:
     resent = 0
     while True:
-        batch = db.session.execute(resendable().limit(BATCH)).all()
+        job_ids = db.session.scalars(resendable().limit(control.BATCH)).all()
         db.session.rollback()
-        if not batch:
+        retried, _ = control.retry_many(job_ids, also=_count_round)
+        resent += retried
+        if not retried:  # none left, or the rest retried by someone else meanwhile
             return {"resent": resent}
-        for email_id, job_id in batch:
-            try:
-                # The round is counted in the same transaction as the requeue.
-                db.session.execute(
-                    update(Email)
-                    .where(Email.id == email_id)
-                    .values(resend_rounds=Email.resend_rounds + 1)
-                )
-                control.retry(job_id)
-                resent += 1
-            except (control.JobStateConflict, control.JobNotFound):
-                db.session.rollback()  # retried by someone else meanwhile
+
+
+def _count_round(job_ids: list[str]) -> None:
+    """The round is counted in the transaction of the requeue."""
+    db.session.execute(
+        update(Email)
+        .where(one_of(dialect(), Email.job_id, job_ids))
+        .values(resend_rounds=Email.resend_rounds + 1)
+    )
 
 
 SERVICE = Service(

@@ -115,7 +115,7 @@ def test_retry_counts_are_kept_in_the_row_and_reset_by_a_manual_retry(app, job_i
         assert db.session.get(Job, job_id).retries == 1
         second = claim(job_id)
         record_failure(second, RuntimeError("y"), retry_at=None)
-        state.requeue(job_id)
+        state.requeue([job_id], published_at=None)
         db.session.commit()
         job = db.session.get(Job, job_id)
         assert (job.status, job.retries, job.series) == ("queued", 0, 1)

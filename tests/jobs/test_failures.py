@@ -180,7 +180,7 @@ def test_stale_series_message_is_skipped_even_while_the_job_is_queued(app, user,
         old = outbox.message_for(job)
         job.status = "failed"
         db.session.commit()
-        state.requeue(job.id)
+        state.requeue([job.id], published_at=None)
         db.session.commit()
         assert claim(job.id, series=old.options["series"]) is None
         assert claim(job.id, series=1).attempt == 1
