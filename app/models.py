@@ -104,6 +104,15 @@ class Job(Model):
             postgresql_where=text("unique_key IS NOT NULL"),
             sqlite_where=text("unique_key IS NOT NULL"),
         ),
+        # The error groups (app/error_groups.py): only jobs with an error enter it.
+        Index(
+            "ix_jobs_error_groups",
+            "status",
+            "error_group",
+            "finished_at",
+            postgresql_where=text("error_group IS NOT NULL"),
+            sqlite_where=text("error_group IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -142,6 +151,9 @@ class Job(Model):
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The error's group, written with it: its actor, type and masked message
+    # hashed (app/error_groups.py), so that grouping a million jobs reads an index.
+    error_group: Mapped[str | None] = mapped_column(String(16))
     result: Mapped[dict | None] = mapped_column(JSON)
 
     # The attempts that ended otherwise than by succeeding; ``history`` has them all.
@@ -369,3 +381,41 @@ class Post(Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BulkAction(Model):
+    """What a ``bulk_action`` job does (its message carries only its job id):
+    the action, the filter it was started with, and how far it has got. The
+    cursor and the counts move in the transaction of each batch, so a resumed
+    job goes on where the last committed batch ended."""
+
+    __tablename__ = "bulk_actions"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    # {status, actor, q, group}: the admin list's filter (app/jobs/bulk.py)
+    filters: Mapped[dict] = mapped_column(JSON)
+    # Only jobs created until the action was asked for: it ends, whatever is queued meanwhile.
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    matched: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    after_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    after_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class AuditEntry(Model):
+    """One admin action: who, what, on what (job ids or a filter), and how it ended."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Kept as it was when the action was taken: the account may be renamed or removed.
+    user_email: Mapped[str | None] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[dict] = mapped_column(JSON)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
