@@ -47,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app import errors, smtp
     from app.admin import admin
     from app.api import api
+    from app.bulk_actions import BULK_ACTION
     from app.cli import register_cli
     from app.emails import SEND_EMAIL
     from app.exports.service import RUN_EXPORT
@@ -57,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.web import web
 
     broker.init_app(app, middleware.stack(app))
-    kinds.register(app, SEND_EMAIL, RUN_EXPORT, RESEND_FAILED_EMAILS, CLEANUP)
+    kinds.register(app, SEND_EMAIL, RUN_EXPORT, RESEND_FAILED_EMAILS, CLEANUP, BULK_ACTION)
     errors.register(app)
     csrf.exempt(api)  # bearer tokens, not cookies: no cross-site request can carry one
     app.register_blueprint(api)

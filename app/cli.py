@@ -10,14 +10,14 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import auth, seed
+from app import audit, auth, bulk_actions, seed
 from app.db import db
 from app.jobs import control, outbox
 from app.jobs.listing import newest_first
 from app.maintenance import relay as relay_service
 from app.models import Job, User
 from app.scheduling import status
-from app.states import JobStatus
+from app.states import FINISHED, JobStatus
 from app.text import printable
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -69,8 +69,15 @@ def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
 @click.argument("job_id", required=False)
 @click.option("--all-failed", is_flag=True, help="Retry every failed job (of --actor, if given).")
 @click.option("--actor", help="With --all-failed: only this actor's jobs.")
-def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
-    """Retry a failed or cancelled job, or every failed one: as the admin page's Retry."""
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="With --all-failed: follow the bulk action until a worker has finished it.",
+)
+def retry(job_id: str | None, all_failed: bool, actor: str | None, wait: bool) -> None:
+    """Retry a failed or cancelled job, or every failed one: as the admin page's Retry
+    and its "Retry all matching" (a bulk action, run by a worker)."""
     if bool(job_id) == all_failed:
         raise click.UsageError("give either JOB_ID or --all-failed")
     if job_id:
@@ -79,21 +86,58 @@ def retry(job_id: str | None, all_failed: bool, actor: str | None) -> None:
         except control.JobNotFound:
             raise click.ClickException(f"no job {job_id}") from None
         except control.JobStateConflict as conflict:
+            audit.recorded(
+                "retry", {"job_ids": [job_id]}, {"outcome": "refused", "status": conflict.status}
+            )
             raise click.ClickException(
                 f"job {job_id} is {conflict.status}; only failed or cancelled jobs can be retried"
             ) from None
+        audit.recorded("retry", {"job_ids": [job_id]}, {"outcome": "queued"})
         click.echo(f"job {job_id} queued")
         return
-    query = select(Job.id).where(Job.status == JobStatus.FAILED)
-    if actor:
-        query = query.where(Job.actor == actor)
-    job_ids = db.session.scalars(query.order_by(Job.created_at)).all()
-    db.session.rollback()
-    retried, skipped = control.retry_many(job_ids)
+    filters = bulk_actions.Filters(status=JobStatus.FAILED.value, actor=actor)
+    bulk = bulk_actions.start("retry", filters, user_id=None)
     click.echo(
-        f"queued {retried} failed job(s); skipped {skipped} "
+        f"bulk action {bulk.id} queued: retry every failed job{f' of {actor}' if actor else ''}"
+    )
+    if not wait:
+        return
+    try:
+        job = _follow(bulk.id)
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"stopped following; bulk action {bulk.id} goes on"
+            " (flask jobs list --actor bulk_action)"
+        ) from None
+    if job.status != JobStatus.SUCCEEDED:
+        raise click.ClickException(f"bulk action {bulk.id} {job.status}: {job.error_message}")
+    result = job.result or {}
+    click.echo(
+        f"queued {result.get('done', 0)} failed job(s); skipped {result.get('skipped', 0)} "
         "(moved on meanwhile, or an export blocked by another unfinished one)"
     )
+
+
+# How often ``--wait`` looks at a bulk action, and prints its progress.
+FOLLOW_INTERVAL_S = 0.2
+PROGRESS_EVERY_S = 5.0
+
+
+def _follow(job_id: str):
+    """Wait until a worker has finished the job, printing its progress now and
+    then; its row's status, progress, result and error."""
+    shown = time.monotonic()
+    while True:
+        job = db.session.execute(
+            select(Job.status, Job.progress, Job.result, Job.error_message).where(Job.id == job_id)
+        ).one()
+        db.session.rollback()  # no transaction (on SQLite, no write lock) while it waits
+        if job.status in FINISHED:
+            return job
+        if time.monotonic() - shown >= PROGRESS_EVERY_S:
+            shown = time.monotonic()
+            click.echo(f"  {job.status}, {job.progress}% done")
+        time.sleep(FOLLOW_INTERVAL_S)
 
 
 @jobs_cli.command("relay")

@@ -26,6 +26,7 @@ _INTS = {
     "CLEANUP_INTERVAL_S": 3600,
     "JOB_RETENTION_DAYS": 30,
     "FAILED_JOB_RETENTION_DAYS": 90,
+    "AUDIT_RETENTION_DAYS": 365,
     "RELAY_INTERVAL_S": 10,
     "API_TOKEN_TTL_DAYS": 90,
     # How long a scheduler's lease lasts without renewal (renewed every third of it).

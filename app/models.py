@@ -403,6 +403,11 @@ class BulkAction(Model):
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     after_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     after_id: Mapped[str | None] = mapped_column(String(36))
+    # The audit entry that asked for it, which gets the outcome when it ends.
+    audit_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("audit_log.id", ondelete="SET NULL"),
+    )
 
 
 class AuditEntry(Model):

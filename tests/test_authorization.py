@@ -36,6 +36,9 @@ GET     /api/jobs                             401        200   200    200
 GET     /api/jobs/{job}                       401        200   404    200
 POST    /api/jobs/{failed_job}/retry          401        403   403    202
 POST    /api/jobs/{job}/cancel                401        403   403    200
+POST    /api/jobs/bulk                        401        403   403    202
+GET     /api/errors                           401        403   403    200
+GET     /api/audit                            401        403   403    200
 GET     /healthz                              200        200   200    200
 GET     /readyz                               200        200   200    200
 GET     /metrics                              200        200   200    200
@@ -121,6 +124,7 @@ def _request(app, tokens, role: str, method: str, path: str):
                 "messages": [{"to": "x@example.com", "subject": "s", "body": "b"}]
             },
             "/api/exports": {"kind": "posts", "format": "json"},
+            "/api/jobs/bulk": {"action": "retry"},
         }.get(path)
         return client.open(path, method=method, headers=headers, json=body)
     if role in EMAILS:

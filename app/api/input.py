@@ -152,6 +152,25 @@ def _cursor(value: str) -> str:
     return value
 
 
+class BulkActionRequest(Body):
+    action: Literal["retry", "cancel"]
+    # A string (the body is strict), one of the job states.
+    status: Annotated[JobStatus, Field(strict=False)] | None = None
+    actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None
+    q: Annotated[str, *text_rules(max_length=200, single_line=True)] | None = None
+    group: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+
+class ErrorsQuery(BaseModel):
+    status: JobStatus = JobStatus.FAILED
+    actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None
+
+
+class AuditQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: Annotated[str, *text_rules(max_length=200, single_line=True)] | None = None
+
+
 class JobsQuery(BaseModel):
     status: JobStatus | None = None
     actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None

@@ -156,6 +156,39 @@ class JobChange(BaseModel):
     status: Literal[JobStatus.QUEUED, JobStatus.CANCELLED]
 
 
+class BulkActionQueued(BaseModel):
+    job_id: str
+    status: Literal[JobStatus.QUEUED]
+
+
+class ErrorGroup(BaseModel):
+    group: str
+    actor: str
+    error_type: str | None
+    message: str
+    count: int
+    first_seen: Time | None
+    last_seen: Time | None
+    sample_job_id: str
+
+
+class ErrorGroups(BaseModel):
+    items: list[ErrorGroup]
+
+
+class AuditEntry(BaseModel):
+    at: Time
+    user: str | None
+    action: str
+    target: dict[str, Any]
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
 class Email(BaseModel):
     id: str
     to: str

@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 
 from app.db import UTCDateTime, changed_rows, clock, db, dialect, utcnow
+from app.error_groups import group_of
 from app.jobs import kinds
 from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
@@ -377,7 +378,12 @@ def fail(
     changed = changed_rows(
         update(Job)
         .where(owned(claim))
-        .values(error_type=error_type, error_message=message, **status)
+        .values(
+            error_type=error_type,
+            error_message=message,
+            error_group=group_of(claim.actor, error_type, message),
+            **status,
+        )
     )
     if changed and retry_at is None and hooks:
         kinds.of(claim.actor).given_up([claim.job_id])

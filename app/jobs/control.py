@@ -29,8 +29,9 @@ __all__ = [
 # holds its rows' locks for a fraction of a second.
 BATCH = 1000
 
-# A write of the caller's in the transaction that retries a batch, given the ids
-# it retried (the resend counts each email's round with its requeue).
+# A write of the caller's in the transaction of each batch, given the ids it
+# changed (the resend counts each email's round with its requeue; a bulk action
+# moves its cursor): it commits with the batch, or neither does.
 AlsoWrite = Callable[[list[str]], None]
 
 
@@ -62,12 +63,15 @@ def retry_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tupl
     return retried, skipped
 
 
-def cancel_many(job_ids: Iterable[str]) -> tuple[int, int]:
+def cancel_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tuple[int, int]:
     """Cancel the jobs, ``BATCH`` at a time; returns (cancelled, skipped)."""
     cancelled = skipped = 0
     for batch in batched(job_ids, BATCH):
-        done = len(state.cancel(batch))
+        changed = state.cancel(batch)
+        if also is not None:
+            also(changed)
         db.session.commit()
+        done = len(changed)
         cancelled += done
         skipped += len(batch) - done
     return cancelled, skipped
@@ -76,7 +80,7 @@ def cancel_many(job_ids: Iterable[str]) -> tuple[int, int]:
 def _retry_batch(job_ids: Sequence[str], also: AlsoWrite | None) -> int:
     at = utcnow()
     rows = state.requeue(job_ids, published_at=at)
-    if also is not None and rows:
+    if also is not None:
         also([row["id"] for row in rows])
     outbox.commit_then_publish(
         outbox.Outgoing([outbox.message_for_values(row) for row in rows], at)

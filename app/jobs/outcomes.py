@@ -25,6 +25,7 @@ from dramatiq.common import compute_backoff
 from sqlalchemy import String, Text, Update, bindparam, select, update
 
 from app.db import UTCDateTime, db, dialect, utcnow
+from app.error_groups import group_of
 from app.jobs import kinds
 from app.jobs.attempts import (
     JOBS,
@@ -177,6 +178,7 @@ def _success_statement(name: str) -> Update:
             result=json_from_text(name, owned.c.result),
             error_type=None,
             error_message=None,
+            error_group=None,
         )
         .returning(jobs.c.id, jobs.c.claim)
     )
@@ -240,6 +242,7 @@ def _fail_unclaimable(request: Unclaimable) -> None:
             next_retry_at=None,
             error_type=error_type,
             error_message=message,
+            error_group=group_of(actor, error_type, message),
         )
     )
     kinds.of(actor).given_up([job_id])

@@ -23,6 +23,7 @@ from sqlalchemy import RowMapping, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db import db, dialect, utcnow
+from app.error_groups import group_of
 from app.jobs import kinds, outbox
 from app.jobs.kinds import JobKind
 from app.jobs.writes import Write, one_at_a_time
@@ -92,14 +93,17 @@ def _fail_unrunnable(request: Unrunnable) -> None:
     """Fail the message's job, if any, without an attempt, when the row itself
     names that actor (a message naming another actor than its row's fails nothing)."""
     job_id, actor_name, error = request.job_id, request.actor_name, request.error
+    error_type = made_storable(type(error).__name__, 200)
+    message = made_storable(str(error), MAX_MESSAGE_CHARS)
     actor = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.actor == actor_name, Job.status.in_(CLAIMABLE))
         .values(
             status=JobStatus.FAILED,
             finished_at=utcnow(),
-            error_type=made_storable(type(error).__name__, 200),
-            error_message=made_storable(str(error), MAX_MESSAGE_CHARS),
+            error_type=error_type,
+            error_message=message,
+            error_group=group_of(actor_name, error_type, message),
         )
         .returning(Job.actor)
     ).scalar()

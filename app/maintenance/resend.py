@@ -56,6 +56,8 @@ def resend_failed_emails() -> Summary:
 
 def _count_round(job_ids: list[str]) -> None:
     """The round is counted in the transaction of the requeue."""
+    if not job_ids:
+        return
     db.session.execute(
         update(Email)
         .where(one_of(dialect(), Email.job_id, job_ids))

@@ -31,22 +31,6 @@ def upgrade():
             sqlite_where=sa.text(HAS_GROUP),
         )
     op.create_table(
-        'bulk_actions',
-        sa.Column('job_id', sa.String(length=36), nullable=False),
-        sa.Column('user_id', sa.Integer(), nullable=True),
-        sa.Column('action', sa.String(length=16), nullable=False),
-        sa.Column('filters', sa.JSON(), nullable=False),
-        sa.Column('until', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('matched', sa.Integer(), nullable=True),
-        sa.Column('done', sa.Integer(), nullable=False),
-        sa.Column('skipped', sa.Integer(), nullable=False),
-        sa.Column('after_created_at', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('after_id', sa.String(length=36), nullable=True),
-        sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_bulk_actions_job_id_jobs'), ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bulk_actions_user_id_users'), ondelete='SET NULL'),
-        sa.PrimaryKeyConstraint('job_id', name=op.f('pk_bulk_actions')),
-    )
-    op.create_table(
         'audit_log',
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -59,12 +43,30 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log')),
     )
     op.create_index('ix_audit_log_at', 'audit_log', ['at', 'id'], unique=False)
+    op.create_table(
+        'bulk_actions',
+        sa.Column('job_id', sa.String(length=36), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=True),
+        sa.Column('action', sa.String(length=16), nullable=False),
+        sa.Column('filters', sa.JSON(), nullable=False),
+        sa.Column('until', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('matched', sa.Integer(), nullable=True),
+        sa.Column('done', sa.Integer(), nullable=False),
+        sa.Column('skipped', sa.Integer(), nullable=False),
+        sa.Column('after_created_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('after_id', sa.String(length=36), nullable=True),
+        sa.Column('audit_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+        sa.ForeignKeyConstraint(['audit_id'], ['audit_log.id'], name=op.f('fk_bulk_actions_audit_id_audit_log'), ondelete='SET NULL'),
+        sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_bulk_actions_job_id_jobs'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_bulk_actions_user_id_users'), ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('job_id', name=op.f('pk_bulk_actions')),
+    )
 
 
 def downgrade():
+    op.drop_table('bulk_actions')
     op.drop_index('ix_audit_log_at', table_name='audit_log')
     op.drop_table('audit_log')
-    op.drop_table('bulk_actions')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_error_groups')
         batch_op.drop_column('error_group')

@@ -13,7 +13,13 @@ HOOKS = ("on_claimed", "on_succeeded", "on_given_up", "on_requeued")
 
 def test_the_app_registers_every_kind_its_actors_declare(app, stub_broker):
     registry = kinds.registry(app)
-    assert set(registry) == {"send_email", "run_export", "resend_failed_emails", "cleanup"}
+    assert set(registry) == {
+        "send_email",
+        "run_export",
+        "resend_failed_emails",
+        "cleanup",
+        "bulk_action",
+    }
     for actor, kind in registry.items():
         declared = stub_broker.get_actor(actor)
         assert (declared.queue_name, declared.options["time_limit"]) == (
