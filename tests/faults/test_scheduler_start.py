@@ -4,6 +4,8 @@ progress) or briefly unreachable waits it out and then runs its ticks."""
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,6 +36,18 @@ def _set_read_only(database: str, read_only: bool) -> None:
             admin.execute(f"ALTER DATABASE {database} RESET default_transaction_read_only")
 
 
+def _writable_once_refused(log: Path, database: str) -> None:
+    """Make the database writable again once the scheduler logged that it is
+    not, and READ_ONLY_S later (or after a minute: the assertion says why)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and "database not writable yet" in log.read_text(errors="replace"):
+            time.sleep(READ_ONLY_S)
+            break
+        time.sleep(0.1)
+    _set_read_only(database, False)
+
+
 def _jobs_of(app, actor: str) -> int:
     with app.app_context():
         return db.session.scalar(db.select(func.count()).where(Job.actor == actor))
@@ -53,9 +67,12 @@ def _relay_outcome(app) -> str:
 def test_scheduler_started_on_a_read_only_database_waits_then_enqueues_its_ticks(
     live_app, postgres, start_scheduler, start_worker, smtp_server, tmp_path
 ):
-    # Given a database that is read-only, with its sessions ended, for a few seconds
+    # Given a database that is read-only, with its sessions ended, until the
+    # scheduler has met it (however long its start takes under load)
     _set_read_only(postgres.name, True)
-    writable = threading.Timer(READ_ONLY_S, _set_read_only, args=(postgres.name, False))
+    writable = threading.Thread(
+        target=_writable_once_refused, args=(tmp_path / "scheduler-0.log", postgres.name)
+    )
     writable.start()
     try:
         # When a scheduler starts meanwhile (it logs "starting" once its rows exist)
