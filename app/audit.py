@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from app.db import db
 from app.jobs.listing import BadCursor, Page
@@ -67,11 +66,6 @@ def as_json(entry: AuditEntry) -> dict[str, Any]:
         "target": entry.target,
         "detail": entry.detail,
     }
-
-
-def delete_older_than(before: datetime) -> int:
-    result = db.session.execute(delete(AuditEntry).where(AuditEntry.at < before))
-    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def _encode(entry_id: int) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, tuple_, update
 
 from app import audit
 from app.db import db, utcnow
+from app.job_search import search
 from app.jobs import attempts, control, outbox, state
 from app.jobs.attempts import AttemptFenced
 from app.jobs.kinds import HOUR_MS, JobKind
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 BULK_ACTION = JobKind(actor="bulk_action", queue="maintenance", time_limit_ms=HOUR_MS)
 
-ACTIONS = ("retry", "cancel")
 # What each action may touch; without a status filter: the first of them for a
 # retry (failed jobs), all of them for a cancel.
 STATUSES = {"retry": tuple(RETRYABLE), "cancel": tuple(CANCELLABLE)}
@@ -58,24 +58,18 @@ class Filters:
 
 
 def problems(action: str, filters: Filters) -> dict[str, str]:
-    """What is wrong with a bulk action's request, by field; empty when it can run."""
-    wrong: dict[str, str] = {}
-    if action not in ACTIONS:
-        wrong["action"] = "must be one of: " + ", ".join(ACTIONS)
-    elif filters.status and filters.status not in STATUSES[action]:
-        wrong["status"] = f"a {action} can touch only jobs that are " + ", ".join(STATUSES[action])
-    if filters.group is not None and not (
-        len(filters.group) == 16 and all(c in "0123456789abcdef" for c in filters.group)
-    ):
-        wrong["group"] = "is not an error group (16 hexadecimal digits, from GET /api/errors)"
-    return wrong
+    """What is wrong with a bulk action's request, by field, beyond what its
+    fields say alone (the API's model checks those): a status the action cannot
+    touch. Empty when it can run."""
+    if filters.status and filters.status not in STATUSES[action]:
+        allowed = ", ".join(STATUSES[action])
+        return {"status": f"a {action} can touch only jobs that are {allowed}"}
+    return {}
 
 
 def matching(action: str, filters: Filters, *, until: datetime | None = None) -> list:
     """The conditions of the jobs an action over ``filters`` touches (created
     until ``until``); never a bulk action itself."""
-    from app.admin.jobs import search
-
     statuses = (filters.status,) if filters.status else DEFAULT_STATUSES[action]
     where = [Job.status.in_(statuses), Job.actor != BULK_ACTION.actor]
     if until is not None:

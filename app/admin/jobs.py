@@ -8,23 +8,17 @@ import json
 from dataclasses import dataclass
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import ColumnClause, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.admin.blueprint import COUNT_CAP, PAGE_SIZE, admin
 from app.db import db
+from app.job_search import search
 from app.jobs import control, kinds
 from app.jobs.listing import BadCursor, page
 from app.models import Job, User
 from app.states import CANCELLABLE, RETRYABLE, JobStatus
 from app.web.session import admin_required
-
-# What a search looks in, as one expression; migration 0005 indexes exactly this
-# text on PostgreSQL, so keep the two the same.
-SEARCH_TEXT: ColumnClause[str] = literal_column(
-    "lower(coalesce(jobs.error_type, '') || ' ' || coalesce(jobs.error_message, '')"
-    " || ' ' || CAST(jobs.args AS TEXT))"
-)
 
 
 @dataclass(frozen=True)
@@ -67,13 +61,6 @@ class Filters:
         if not self.status:
             return JobStatus.FAILED
         return self.status if self.status in RETRYABLE else None
-
-
-def search(q: str):
-    """The job whose id is ``q``, or any job with ``q`` (ignoring case) in its
-    error or in its arguments. On PostgreSQL a trigram index on SEARCH_TEXT
-    (migration 0005) answers this without scanning the table."""
-    return or_(Job.id == q, SEARCH_TEXT.contains(q.lower(), autoescape=True))
 
 
 def status_counts(filters: Filters) -> tuple[dict[str, int], bool]:

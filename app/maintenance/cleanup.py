@@ -22,7 +22,7 @@ from app.exports import files
 from app.exports.service import unfinished
 from app.jobs.kinds import HOUR_MS, JobKind
 from app.maintenance.service import Service, Summary
-from app.models import ApiToken, Email, Export, Job
+from app.models import ApiToken, AuditEntry, Email, Export, Job
 from app.states import ExportStatus, JobStatus
 
 # Periodic and idempotent: never retried, the next tick is the retry.
@@ -41,6 +41,7 @@ def cleanup() -> Summary:
         "files_removed": remove_stray_files(),
         "tokens_deleted": delete_expired_tokens(),
         "throttle_rows_pruned": login_throttle.prune(),
+        "audit_entries_deleted": delete_old_audit_entries(),
     }
 
 
@@ -129,6 +130,22 @@ def delete_expired_tokens() -> int:
             db.session.rollback()
             return deleted
         db.session.execute(delete(ApiToken).where(ApiToken.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+
+
+def delete_old_audit_entries() -> int:
+    """Audit entries older than AUDIT_RETENTION_DAYS, oldest first, in batches."""
+    cutoff = utcnow() - timedelta(days=current_app.config["AUDIT_RETENTION_DAYS"])
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            select(AuditEntry.id).where(AuditEntry.at < cutoff).order_by(AuditEntry.id).limit(BATCH)
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return deleted
+        db.session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
         db.session.commit()
         deleted += len(ids)
 

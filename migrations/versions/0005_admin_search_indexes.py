@@ -11,7 +11,7 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# Must stay the same text as SEARCH_TEXT in app/admin/jobs.py, or the index goes unused.
+# Must stay the same text as SEARCH_TEXT in app/job_search.py, or the index goes unused.
 SEARCH_TEXT = (
     "lower(coalesce(error_type, '') || ' ' || coalesce(error_message, '')"
     " || ' ' || CAST(args AS TEXT))"

@@ -14,7 +14,7 @@ from app.db import db, utcnow
 from app.exports import links
 from app.maintenance import cleanup as cleanup_module
 from app.maintenance.cleanup import cleanup
-from app.models import ApiToken, Email, Export, Job, JobAttempt, LoginThrottle, new_id
+from app.models import ApiToken, AuditEntry, Email, Export, Job, JobAttempt, LoginThrottle, new_id
 from tests.support import factories
 
 
@@ -227,3 +227,26 @@ def test_cleanup_prunes_forgotten_sign_in_failures_and_expired_tokens(app, user,
             "new@example.com"
         ]
     assert client.get("/api/jobs", headers=user[1]).status_code == 401
+
+
+def test_cleanup_deletes_audit_entries_past_their_retention(app):
+    # Given an entry older than AUDIT_RETENTION_DAYS and one just inside it
+    app.config["AUDIT_RETENTION_DAYS"] = 10
+    with app.app_context():
+        for days in (11, 9):
+            db.session.add(
+                AuditEntry(
+                    at=utcnow() - timedelta(days=days),
+                    user_email="admin@example.com",
+                    action="retry",
+                    target={"job_ids": [f"job-{days}"]},
+                    detail={},
+                )
+            )
+        db.session.commit()
+
+        # When cleanup runs, then only the old one is gone
+        assert cleanup()["audit_entries_deleted"] == 1
+        assert [entry.target for entry in db.session.scalars(db.select(AuditEntry))] == [
+            {"job_ids": ["job-9"]}
+        ]
