@@ -31,10 +31,18 @@ def record(action: str, target: dict[str, Any], detail: dict[str, Any] | None = 
     return entry
 
 
-def recorded(action: str, target: dict[str, Any], detail: dict[str, Any] | None = None) -> None:
-    """``record`` and commit: for an action that committed its own work already."""
-    record(action, target, detail)
-    db.session.commit()
+class Trail:
+    """An admin's retry, cancel or resend of chosen jobs, recorded in the same
+    transaction as the change (``control``'s ``also=``): the entry commits with
+    what it did, or neither does. ``size`` is how many jobs were asked for, all
+    in one batch (a page's selection, or one job)."""
+
+    def __init__(self, action: str, target: dict[str, Any], *, size: int):
+        self.action, self.target, self.size = action, target, size
+
+    def __call__(self, changed: list[str]) -> None:
+        detail = {"done": len(changed), "skipped": self.size - len(changed)}
+        record(self.action, self.target, detail)
 
 
 def _actor() -> tuple[int | None, str | None]:

@@ -32,7 +32,14 @@ from app.states import CANCELLABLE, RETRYABLE, JobStatus
 
 logger = logging.getLogger(__name__)
 
-BULK_ACTION = JobKind(actor="bulk_action", queue="maintenance", time_limit_ms=HOUR_MS)
+def _subject(job: Job) -> dict[str, Any]:
+    """What the admin's job page shows of a bulk action: its row."""
+    return {"bulk": db.session.get(BulkAction, job.id)}
+
+
+BULK_ACTION = JobKind(
+    actor="bulk_action", queue="maintenance", time_limit_ms=HOUR_MS, subject=_subject
+)
 
 # What each action may touch; without a status filter: the first of them for a
 # retry (failed jobs), all of them for a cancel.

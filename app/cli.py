@@ -82,17 +82,13 @@ def retry(job_id: str | None, all_failed: bool, actor: str | None, wait: bool) -
         raise click.UsageError("give either JOB_ID or --all-failed")
     if job_id:
         try:
-            control.retry(job_id)
+            control.retry(job_id, also=audit.Trail("retry", {"job_ids": [job_id]}, size=1))
         except control.JobNotFound:
             raise click.ClickException(f"no job {job_id}") from None
         except control.JobStateConflict as conflict:
-            audit.recorded(
-                "retry", {"job_ids": [job_id]}, {"outcome": "refused", "status": conflict.status}
-            )
             raise click.ClickException(
                 f"job {job_id} is {conflict.status}; only failed or cancelled jobs can be retried"
             ) from None
-        audit.recorded("retry", {"job_ids": [job_id]}, {"outcome": "queued"})
         click.echo(f"job {job_id} queued")
         return
     filters = bulk_actions.Filters(status=JobStatus.FAILED.value, actor=actor)

@@ -394,7 +394,7 @@ class BulkAction(Model):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(String(16))
-    # {status, actor, q, group}: the admin list's filter (app/jobs/bulk.py)
+    # {status, actor, q, group}: the admin list's filter (app/bulk_actions.py)
     filters: Mapped[dict] = mapped_column(JSON)
     # Only jobs created until the action was asked for: it ends, whatever is queued meanwhile.
     until: Mapped[datetime] = mapped_column(UTCDateTime)

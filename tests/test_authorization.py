@@ -50,6 +50,7 @@ GET     /                                     302        200   200    200
 GET     /exports.json                         302        200   200    200
 POST    /exports                              302        303   303    303
 GET     /exports/{export}/download            302        200   404    200
+GET     /admin                                302        403   403    200
 GET     /admin/jobs                           302        403   403    200
 GET     /admin/jobs/{job}                     302        403   403    200
 POST    /admin/jobs/{failed_job}/retry        302        403   403    303
@@ -57,6 +58,8 @@ POST    /admin/jobs/{job}/cancel              302        403   403    303
 POST    /admin/jobs/actions                   302        403   403    303
 GET     /admin/emails                         302        403   403    200
 POST    /admin/emails/resend                  302        403   403    303
+GET     /admin/errors                         302        403   403    200
+GET     /admin/audit                          302        403   403    200
 GET     /admin/schedules                      302        403   403    200
 """
 ROLES = ("anonymous", "user", "other", "admin")

@@ -50,6 +50,6 @@ def test_retry_of_one_job_is_audited_with_its_outcome(app, stub_broker):
     with app.app_context():
         entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
         assert [(e.action, e.target, e.detail) for e in entries] == [
-            ("retry", {"job_ids": [job_id]}, {"outcome": "queued"}),
-            ("retry", {"job_ids": [job_id]}, {"outcome": "refused", "status": "queued"}),
+            ("retry", {"job_ids": [job_id]}, {"done": 1, "skipped": 0}),
+            ("retry", {"job_ids": [job_id]}, {"done": 0, "skipped": 1}),
         ]

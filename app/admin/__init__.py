@@ -1,6 +1,14 @@
-"""The admin pages: jobs (with retry and cancel), failed emails, schedules."""
+"""The admin pages: the overview, jobs (with retry and cancel, one by one or in
+bulk), error groups, failed emails, the audit log, schedules."""
 
-from app.admin import emails, jobs, schedules  # noqa: F401  (views register on import)
+from app.admin import (  # noqa: F401  (views register on import)
+    audit_log,
+    emails,
+    errors,
+    jobs,
+    overview,
+    schedules,
+)
 from app.admin.blueprint import admin
 
 __all__ = ["admin"]

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
+from app import audit
 from app.admin.blueprint import PAGE_SIZE, admin
 from app.db import db
 from app.emails import failed as failed_email
@@ -52,7 +53,10 @@ def resend_emails():
     job_ids = db.session.scalars(
         select(Email.job_id).where(Email.id.in_(email_ids), Email.job_id.is_not(None))
     ).all()
-    resent, skipped = control.retry_many(job_ids)
+    if len(email_ids) > control.BATCH:
+        abort(400, f"Select at most {control.BATCH} emails.")
+    trail = audit.Trail("resend", {"email_ids": email_ids}, size=len(email_ids))
+    resent, skipped = control.retry_many(job_ids, also=trail)
     skipped += len(email_ids) - len(job_ids)  # no job left to retry (cleaned up)
     message = f"Resending {resent} email{'' if resent == 1 else 's'}"
     if skipped:

@@ -1,6 +1,7 @@
 from flask import g
 from sqlalchemy.orm import selectinload
 
+from app import audit
 from app.api.blueprint import api
 from app.api.input import JobsQuery
 from app.api.output import Job, JobChange, JobPage
@@ -43,12 +44,13 @@ def list_jobs(query: JobsQuery):
     return respond(JobPage(items=items, next_cursor=found.next_cursor))
 
 
-def _admin_change(job_id: str, action, allowed: str) -> None:
-    """Run a job state change for an admin, answering 403, 404 or 409 when it cannot be made."""
+def _admin_change(job_id: str, name: str, action, allowed: str) -> None:
+    """Run a job state change for an admin, recorded in the audit log, answering
+    403, 404 or 409 when it cannot be made."""
     if not g.user.is_admin:
         raise ApiError(403, "admins only")
     try:
-        action(job_id)
+        action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))
     except control.JobNotFound:
         raise ApiError(404, "no such job") from None
     except control.JobStateConflict as conflict:
@@ -65,7 +67,7 @@ def _admin_change(job_id: str, action, allowed: str) -> None:
     errors=(401, 403, 404, 409, 503),
 )
 def retry_job(job_id: str):
-    _admin_change(job_id, control.retry, "failed or cancelled")
+    _admin_change(job_id, "retry", control.retry, "failed or cancelled")
     return respond(JobChange(job_id=job_id, status=JobStatus.QUEUED), 202)
 
 
@@ -77,5 +79,5 @@ def retry_job(job_id: str):
     errors=(401, 403, 404, 409, 503),
 )
 def cancel_job(job_id: str):
-    _admin_change(job_id, control.cancel, "queued, retrying or failed")
+    _admin_change(job_id, "cancel", control.cancel, "queued, retrying or failed")
     return respond(JobChange(job_id=job_id, status=JobStatus.CANCELLED))

@@ -35,20 +35,24 @@ BATCH = 1000
 AlsoWrite = Callable[[list[str]], None]
 
 
-def retry(job_id: str) -> None:
+def retry(job_id: str, *, also: AlsoWrite | None = None) -> None:
     """failed or cancelled → queued as a new series, then published through the
     outbox. Raises JobNotFound, or JobStateConflict unless the job was failed or
-    cancelled (or when its export is blocked by another unfinished one)."""
-    if not _retry_batch([job_id], None):
+    cancelled (or when its export is blocked by another unfinished one); ``also``
+    is written and committed either way."""
+    if not _retry_batch([job_id], also):
         state.conflict(job_id)
 
 
-def cancel(job_id: str) -> None:
+def cancel(job_id: str, *, also: AlsoWrite | None = None) -> None:
     """queued, retrying or failed → cancelled. Raises JobNotFound, or
-    JobStateConflict otherwise."""
-    if not state.cancel([job_id]):
-        state.conflict(job_id)
+    JobStateConflict otherwise; ``also`` is written and committed either way."""
+    changed = state.cancel([job_id])
+    if also is not None:
+        also(changed)
     db.session.commit()
+    if not changed:
+        state.conflict(job_id)
 
 
 def retry_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tuple[int, int]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
+from app import bulk_actions
 from app.db import db
-from app.models import Job
+from app.models import AuditEntry, Job
 from tests.admin.conftest import (
     csrf_token,
     listed_ids,
@@ -112,8 +114,8 @@ def test_admin_form_without_csrf_token_is_refused_and_changes_nothing(
 
 
 def test_admin_link_is_shown_to_admins_only(app, admin_client, user_client):
-    assert 'href="/admin/jobs"' in admin_client.get("/").get_data(as_text=True)
-    assert 'href="/admin/jobs"' not in user_client.get("/").get_data(as_text=True)
+    assert 'href="/admin"' in admin_client.get("/").get_data(as_text=True)
+    assert 'href="/admin"' not in user_client.get("/").get_data(as_text=True)
 
 
 # --- the jobs list ---------------------------------------------------------------------------
@@ -253,7 +255,9 @@ def test_an_action_with_nothing_selected_says_so(app, admin_client):
     assert "Select at least one job" in admin_client.get(response.headers["Location"]).text
 
 
-def test_retry_all_matching_retries_only_failed_jobs_in_the_filter(app, admin_client, stub_broker):
+def test_retry_all_matching_confirms_the_count_then_runs_a_bulk_action(
+    app, admin_client, stub_broker
+):
     matching = {make_job(app, error_message="timed out", minutes=i) for i in range(3)}
     other_error = make_job(app, error_message="refused", minutes=4)
     other_actor = make_job(app, actor="run_export", error_message="timed out", minutes=5)
@@ -261,13 +265,50 @@ def test_retry_all_matching_retries_only_failed_jobs_in_the_filter(app, admin_cl
     page = admin_client.get("/admin/jobs?actor=send_email&q=timed").text
     assert "Retry all 3 failed matching" in page
 
-    response = post_action(admin_client, "retry_all", actor="send_email", q="timed")
-    assert "Retried 3 jobs." in admin_client.get(response.headers["Location"]).text
+    # First the confirmation, which says how many and changes nothing.
+    confirmation = post_action(admin_client, "retry_all", actor="send_email", q="timed")
+    assert confirmation.status_code == 200
+    assert "Retry 3 jobs?" in confirmation.text
+    assert {status_of(app, j) for j in matching} == {"failed"}
+    with app.app_context():
+        assert db.session.scalars(select(Job).where(Job.actor == "bulk_action")).all() == []
+
+    response = post_action(
+        admin_client, "retry_all", actor="send_email", q="timed", confirmed="yes"
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        bulk = db.session.scalars(select(Job).where(Job.actor == "bulk_action")).one()
+        assert response.headers["Location"] == f"/admin/jobs/{bulk.id}"
+        assert bulk_actions.run(bulk.id) == {"matched": 3, "done": 3, "skipped": 0}
+        entry = db.session.scalars(select(AuditEntry)).one()
+        assert (entry.action, entry.user_email, entry.target) == (
+            "bulk_retry",
+            "admin@example.com",
+            {"status": "failed", "actor": "send_email", "q": "timed"},
+        )
+    assert "Bulk retry" in admin_client.get(response.headers["Location"]).text
     assert {j for j in matching if status_of(app, j) == "queued"} == matching
     assert [status_of(app, j) for j in (other_error, other_actor, cancelled)] == [
         "failed", "failed", "cancelled"
     ]  # fmt: skip
     assert set(published_ids(stub_broker, "emails")) == matching
+
+
+def test_cancel_all_matching_cancels_what_the_list_shows_after_confirmation(
+    app, admin_client, stub_broker
+):
+    queued = {make_job(app, status="queued", args=["invoice"], minutes=i) for i in range(2)}
+    failed = make_job(app, status="failed", args=["invoice"], minutes=3)
+    other = make_job(app, status="queued", args=["newsletter"], minutes=4)
+    assert "Cancel all 3 matching" in admin_client.get("/admin/jobs?q=invoice").text
+    assert "Cancel 3 jobs?" in post_action(admin_client, "cancel_all", q="invoice").text
+    post_action(admin_client, "cancel_all", q="invoice", confirmed="yes")
+    with app.app_context():
+        bulk = db.session.scalars(select(Job).where(Job.actor == "bulk_action")).one()
+        assert bulk_actions.run(bulk.id) == {"matched": 3, "done": 3, "skipped": 0}
+    assert {status_of(app, j) for j in (*queued, failed)} == {"cancelled"}
+    assert status_of(app, other) == "queued"
 
 
 def test_retry_all_is_not_offered_for_a_status_that_cannot_be_retried(app, admin_client):
