@@ -32,6 +32,7 @@ from app.states import CANCELLABLE, RETRYABLE, JobStatus
 
 logger = logging.getLogger(__name__)
 
+
 def _subject(job: Job) -> dict[str, Any]:
     """What the admin's job page shows of a bulk action: its row."""
     return {"bulk": db.session.get(BulkAction, job.id)}

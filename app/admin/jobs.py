@@ -207,7 +207,7 @@ DONE = {"retry": "retried", "cancel": "cancelled"}
 
 
 def _all_matching(action: str, filters: Filters, back):
-    """"Retry (Cancel) all matching": first a confirmation that says how many
+    """Retry (or Cancel) all matching: first a confirmation that says how many
     jobs the action will touch, then, once confirmed, a bulk action (a job of
     its own) whose page shows its progress."""
     bulk_filters = filters.bulk(action)
@@ -256,9 +256,7 @@ def job(job_id: str):
             owner=owner,
             **about,
             arguments=json.dumps(found.args, indent=2, ensure_ascii=False),
-            result=json.dumps(found.result, indent=2, ensure_ascii=False)
-            if found.result
-            else None,
+            result=json.dumps(found.result, indent=2, ensure_ascii=False) if found.result else None,
             can_retry=found.status in RETRYABLE,
             can_cancel=found.status in CANCELLABLE,
         ),
