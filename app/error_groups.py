@@ -5,8 +5,8 @@ so that 20,000 "451 try again later" for 20,000 recipients are one group.
 The group is a short hash written with the error (``jobs.error_group``), so
 grouping a million jobs reads one partial index instead of masking every
 message again. Masked: email addresses, UUIDs and long hex ids, IP addresses,
-quoted strings' digits, and numbers of four digits or more (SMTP reply codes and
-small counts stay: they are part of the cause).
+decimals, and numbers of four digits or more (SMTP reply codes, enhanced
+status codes and small counts stay: they are part of the cause).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ _MASKS = [
     ),
     (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b"), "<ip>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b", re.I), "<id>"),
-    (re.compile(r"\d{4,}|\d+\.\d+"), "<n>"),
+    # Decimals, but not an SMTP enhanced status code such as 4.3.0: it names the cause.
+    (re.compile(r"\d{4,}|(?<![\d.])\d+\.\d+(?![\d.])"), "<n>"),
 ]
 
 # Groups an answer lists at most: past it, the rest are small ones.
