@@ -39,7 +39,13 @@ def _subject(job: Job) -> dict[str, Any]:
 
 
 BULK_ACTION = JobKind(
-    actor="bulk_action", queue="maintenance", time_limit_ms=HOUR_MS, subject=_subject
+    actor="bulk_action",
+    queue="maintenance",
+    time_limit_ms=HOUR_MS,
+    # An attempt resumes after the last committed batch: retrying one that a lost
+    # worker or a database blip stopped is safe, and loses the admin nothing.
+    retries=5,
+    subject=_subject,
 )
 
 # What each action may touch; without a status filter: the first of them for a

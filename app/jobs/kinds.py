@@ -33,9 +33,10 @@ class JobKind:
     actor: str
     queue: str
     time_limit_ms: int
-    # The config key of its automatic retries after the first attempt; None: never
-    # retried (periodic work: the next tick is the retry).
+    # The config key of its automatic retries after the first attempt; None: the
+    # fixed ``retries`` (none for periodic work: the next tick is the retry).
     max_retries_setting: str | None = None
+    retries: int = 0
     # Run in the transaction that claims an attempt, records its success, ends the
     # job without success for good (failed or cancelled), or queues it again by hand.
     on_claimed: Hook | None = None
@@ -48,7 +49,7 @@ class JobKind:
     @property
     def max_retries(self) -> int:
         if self.max_retries_setting is None:
-            return 0
+            return self.retries
         return current_app.config[self.max_retries_setting]
 
     def actor_options(self) -> dict[str, Any]:
