@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from flask import current_app, g, request
 from sqlalchemy import bindparam, delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -42,10 +42,41 @@ class InvalidCredentials(ValueError):
     """An address or password that cannot belong to an account."""
 
 
+# Special-use top-level names (RFC 6761, 6762) that internal sites give their
+# hosts: an account may live there. ``.invalid`` is reserved never to exist.
+INTERNAL_TOP_LEVEL = frozenset(SPECIAL_USE_DOMAIN_NAMES) - {"invalid"}
+
+
+def check_account_address(email: str) -> None:
+    """Raise EmailNotValidError unless ``email`` has the form of an address.
+
+    An account's address need not be deliverable from the internet: no DNS
+    lookup, a domain without a dot (``ops@intranet``) and the special-use names
+    (``.test``, ``.local``, ``.localhost``, ...) are accepted. email-validator
+    refuses the special-use names whatever its options, so such an address is
+    checked as if its top-level name were an ordinary one of the same length,
+    which leaves every other rule (local part, labels, lengths) as it is.
+    (Recipients of the API's emails keep the stricter rule: ``app/api/input.py``.)"""
+    try:
+        _address_form(email)
+    except EmailNotValidError:
+        local, at, domain = email.rpartition("@")
+        top = domain.rpartition(".")[2]
+        if not at or top.lower() not in INTERNAL_TOP_LEVEL:
+            raise
+        _address_form(f"{local}@{domain[: -len(top)]}{'x' * len(top)}")
+
+
+def _address_form(email: str) -> None:
+    validate_email(
+        email, check_deliverability=False, globally_deliverable=False, test_environment=True
+    )
+
+
 def check_new_user(email: str, password: str) -> None:
     """Raise InvalidCredentials unless ``email`` is an address and ``password`` long enough."""
     try:
-        validate_email(email, check_deliverability=False)
+        check_account_address(email)
     except EmailNotValidError as error:
         raise InvalidCredentials(f"{email!r} is not a valid email address: {error}") from None
     if len(password) < MIN_PASSWORD_LENGTH or not text.storable(password):

@@ -54,7 +54,10 @@ def list_jobs(status: str | None, actor: str | None, limit: int) -> None:
         query = query.where(Job.status == status)
     if actor:
         query = query.where(Job.actor == actor)
-    for job in db.session.scalars(newest_first(query, limit=limit)):
+    jobs = db.session.scalars(newest_first(query, limit=limit)).all()
+    if not jobs:
+        click.echo("No jobs match.")
+    for job in jobs:
         error = f"  {job.error_type}: {job.error_message}" if job.error_type else ""
         # Error texts come from outside (SMTP replies): no escape codes reach the terminal.
         click.echo(

@@ -32,6 +32,12 @@ def test_users_create_makes_an_admin_and_refuses_a_duplicate(app):
     ("email", "password", "complaint"),
     [
         pytest.param("notanemail", PASSWORD, "not a valid email address", id="bad-address"),
+        pytest.param("not-an-address", PASSWORD, "not a valid email address", id="no-at-sign"),
+        pytest.param("ivy@", PASSWORD, "not a valid email address", id="no-domain"),
+        pytest.param("@example.com", PASSWORD, "not a valid email address", id="no-local-part"),
+        pytest.param("ivy smith@example.com", PASSWORD, "not a valid email", id="space-before"),
+        pytest.param("ivy@exam ple.com", PASSWORD, "not a valid email address", id="space-after"),
+        pytest.param("ivy@host.invalid", PASSWORD, "not a valid email", id="reserved-invalid"),
         pytest.param("ivy@example.com", "p", "at least 10 characters", id="one-char-password"),
         pytest.param("ivy@example.com", "", "at least 10 characters", id="empty-password"),
     ],
@@ -42,6 +48,22 @@ def test_users_create_refuses_a_bad_address_or_short_password(app, email, passwo
     assert complaint in result.output
     with app.app_context():
         assert db.session.scalar(db.select(User)) is None
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ivy@corp.test", "ops@intranet.local", "dev@box.localhost", "root@localhost", "ops@intranet"],
+)
+def test_users_create_takes_addresses_of_internal_sites(app, email):
+    # When an operator creates an account on a reserved, internal domain
+    result = app.test_cli_runner().invoke(args=["users", "create", email, "--password", PASSWORD])
+
+    # Then it exists, and its owner can sign in with it
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(db.select(User.email)) == email
+    signed_in = app.test_client().post("/api/tokens", json={"email": email, "password": PASSWORD})
+    assert signed_in.status_code == 201, signed_in.json
 
 
 def test_seed_posts_inserts_n_posts_for_the_user(app, user):
@@ -71,6 +93,18 @@ def test_jobs_list_shows_newest_first_and_filters(app):
     assert first_id not in only_exports and second_id in only_exports
     bad = runner.invoke(args=["jobs", "list", "--status", "bogus"])
     assert bad.exit_code != 0
+
+
+def test_jobs_list_says_so_when_no_job_matches(app):
+    runner = app.test_cli_runner()
+    empty = runner.invoke(args=["jobs", "list"])
+    assert (empty.exit_code, empty.stdout) == (0, "No jobs match.\n")
+    with app.app_context():
+        state.new_job(SEND_EMAIL, args=[], max_retries=0)
+        db.session.commit()
+    filtered = runner.invoke(args=["jobs", "list", "--status", "failed"])
+    assert (filtered.exit_code, filtered.stdout) == (0, "No jobs match.\n")
+    assert "No jobs match." not in runner.invoke(args=["jobs", "list"]).output
 
 
 def test_jobs_list_passes_no_terminal_escape_codes(app):

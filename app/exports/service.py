@@ -1,7 +1,8 @@
 """Exports: requesting one, and running it.
 
 ``run`` streams rows in keyset batches (short queries, no long transaction,
-flat memory) into the format's writer, reports progress about twice a second,
+flat memory) into the format's writer, reports progress about twice a second
+(the job's percentage and the export's rows written so far, in one write),
 and writes to a temporary file that is renamed into EXPORT_DIR only when
 complete. In the same transaction as the export's success it queues the email
 that delivers it: the pipeline is ``run_export → send_email``.
@@ -108,7 +109,7 @@ def mark_queued(job_ids: Sequence[str]) -> None:
     db.session.execute(
         update(Export)
         .where(Export.job_id.in_(job_ids), Export.status == ExportStatus.FAILED)
-        .values(status=ExportStatus.QUEUED, finished_at=None)
+        .values(status=ExportStatus.QUEUED, rows=None, finished_at=None)
     )
 
 
@@ -261,7 +262,32 @@ class _Progress:
         if now - self._last >= PROGRESS_INTERVAL_S and self.total and self.claim:
             self._last = now
             percent = min(99, self.rows * 100 // self.total)
-            durable.write(outcomes.set_progress, outcomes.Progress(self.claim, percent))
+            durable.write(_report_progress, _RowsWritten(self.claim, percent, self.rows))
+
+
+@dataclass(frozen=True)
+class _RowsWritten:
+    claim: attempts.Claim
+    percent: int
+    rows: int
+
+
+@one_at_a_time
+def _report_progress(report: _RowsWritten) -> None:
+    """The job's progress and the export's rows written so far, in the one
+    transaction (and commit) of the progress write, every PROGRESS_INTERVAL_S,
+    never per batch; only while the attempt still owns the job, as its progress."""
+    claim = report.claim
+    outcomes.set_progress.one(outcomes.Progress(claim, report.percent))
+    db.session.execute(
+        update(Export)
+        .where(
+            Export.job_id == claim.job_id,
+            Export.status == ExportStatus.RUNNING,
+            select(Job.id).where(attempts.owned(claim)).exists(),
+        )
+        .values(rows=report.rows)
+    )
 
 
 def _delivery_email(export: Export):
