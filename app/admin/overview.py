@@ -204,6 +204,7 @@ def _render(version: str, now: datetime, depths: list[QueueDepth]) -> str:
         "admin/overview.html",
         version=version,
         now=now,
+        current=utcnow(),
         charts=drawn,
         totals=totals,
         colors=colors,
