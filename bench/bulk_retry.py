@@ -1,9 +1,11 @@
-"""A bulk retry after an outage: JOBS failed jobs, then ``control.retry_many``
-over all of them, as ``flask jobs retry --all-failed`` and the admin's "Retry all
-matching" call it, publishing to a real RabbitMQ. Timed from the call to the
-last job published; every job must be queued once and in the queue afterwards.
+"""A bulk retry after an outage: JOBS failed jobs, then a bulk action over all of
+them, as ``flask jobs retry --all-failed``, ``POST /api/jobs/bulk`` and the
+admin's "Retry all matching" start it (``bulk_actions.start``), run here as its
+worker runs it (``bulk_actions.run``: batches of ``control.retry_many``),
+publishing to a real RabbitMQ. Timed from the request to the last job
+published; every job must be queued once and in the queue afterwards.
 
-The retry runs in this process, so its statements are counted here
+The bulk action runs in this process, so its statements are counted here
 (``costs.Meter.count_here``); its CPU is the row ``CPU ms, bench``.
 
     .venv/bin/python -m bench.bulk_retry [JOBS]    # default: 100000
@@ -43,13 +45,14 @@ def fill(app, n: int) -> None:
 def main(argv: list[str]) -> None:
     from sqlalchemy import func, select
 
+    from app import bulk_actions
     from app.db import db
-    from app.jobs import control, kinds
+    from app.jobs import kinds
     from app.models import Job
     from bench.noop_actors import BENCH_NOOP
 
     (n,) = common.sizes(argv, [100_000])
-    print(f"bulk_retry: {n:,} failed jobs, control.retry_many over all of them", flush=True)
+    print(f"bulk_retry: {n:,} failed jobs, one bulk action over all of them", flush=True)
     database, vhost = project.PostgresDatabase(), project.RabbitVhost()
     app = publisher = meter = None
     with tempfile.TemporaryDirectory(prefix="bench-bulk-retry-") as tmp:
@@ -63,19 +66,18 @@ def main(argv: list[str]) -> None:
             print(f"filled {n:,} jobs in {time.perf_counter() - started:.1f}s", flush=True)
             publisher = project.use_broker(app, vhost.url())
             with app.app_context():
-                job_ids = db.session.scalars(
-                    select(Job.id).where(Job.status == "failed").order_by(Job.created_at, Job.id)
-                ).all()
-                db.session.rollback()
+                filters = bulk_actions.Filters(status="failed", actor=BENCH_NOOP.actor)
                 meter.start()
                 started = time.perf_counter()
-                retried, skipped = control.retry_many(job_ids)
+                bulk = bulk_actions.start("retry", filters, user_id=None)
+                result = bulk_actions.run(bulk.id)
                 seconds = time.perf_counter() - started
                 meter.stop()
+                retried, skipped = result["done"], result["skipped"]
                 series = dict(
                     db.session.execute(
                         select(Job.series, func.count())
-                        .where(Job.published_at.is_not(None))
+                        .where(Job.published_at.is_not(None), Job.actor == BENCH_NOOP.actor)
                         .group_by(Job.series)
                     ).all()
                 )
