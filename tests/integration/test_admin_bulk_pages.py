@@ -2,7 +2,8 @@
 outage, an admin sees the failures as one group on /admin/errors, retries the
 group (a confirmation says how many first), watches the bulk action's page move
 to the end live, finds the action in /admin/audit, cancels what is left through
-"Cancel all matching" and looks at the overview. Every page is photographed at
+"Cancel all matching" and looks at the overview; "Resend all failed" on the
+failed emails page asks first too. Every page is photographed at
 1280 px and 420 px wide, and fits the narrow screen."""
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def test_an_admin_retries_an_error_group_and_follows_the_bulk_action(
         page.click("button[type=submit]")
         page.wait_for_url(f"{server.url}/")
 
+        # "Resend all failed" on the failed emails page asks first, with the count
+        page.goto(f"{server.url}/admin/emails")
+        assert page.locator("#emails tbody tr").count() == len(RECIPIENTS)
+        _photograph(page, "admin-emails")
+        page.click("#resend-all")
+        page.locator("h1", has_text="Retry 6 jobs?").wait_for()
+        back = page.locator("#confirmation a.button")
+        assert back.get_attribute("href") == "/admin/emails", back.get_attribute("href")
+        back.click()
+        page.wait_for_url(f"{server.url}/admin/emails")
+        assert set(_statuses(live_app, job_ids)) == {"failed"}
+
         # The six failures are one group, with a sample traceback
         page.goto(f"{server.url}/admin/errors")
         group = page.locator(".group")
@@ -135,8 +148,6 @@ def test_an_admin_retries_an_error_group_and_follows_the_bulk_action(
         assert page.locator("[data-metric=retried] .muted").first.inner_text() == "6"
         assert page.locator("[data-metric=failed] .muted").first.inner_text() == "0"
         _photograph(page, "admin-overview")
-        page.goto(f"{server.url}/admin/emails")
-        _photograph(page, "admin-emails")
         browser.close()
 
     with live_app.app_context():
