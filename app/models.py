@@ -104,7 +104,8 @@ class Job(Model):
             postgresql_where=text("unique_key IS NOT NULL"),
             sqlite_where=text("unique_key IS NOT NULL"),
         ),
-        # The error groups (app/error_groups.py): only jobs with an error enter it.
+        # The error groups (app/error_groups.py): only jobs with an error enter it,
+        # and on PostgreSQL it holds all they read (migration 0014).
         Index(
             "ix_jobs_error_groups",
             "status",
@@ -112,6 +113,7 @@ class Job(Model):
             "finished_at",
             postgresql_where=text("error_group IS NOT NULL"),
             sqlite_where=text("error_group IS NOT NULL"),
+            postgresql_include=["created_at", "id"],
         ),
     )
 
@@ -244,6 +246,9 @@ class Email(Model):
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_emails_user_created", "user_id", "created_at"),
+        # The failed emails page, newest first (app/admin/emails.py).
+        Index("ix_emails_created", "created_at", "id"),
+        # On PostgreSQL, migration 0013 also adds a trigram index for the admin search.
         # USER_EMAILS_PER_HOUR counts a user's own emails of the last hour here (app/quotas.py).
         Index("ix_emails_user_queued_created", "user_id", "user_queued", "created_at"),
         # A repeated batch's Idempotency-Key answers its emails in order (app/emails.py).

@@ -1,5 +1,5 @@
-"""/admin/emails: emails that failed for good, with Resend (a retry of the
-email's job)."""
+"""/admin/emails: emails that failed for good, searched (recipient, subject,
+email id, error) and paged newest first, with Resend (a retry of the email's job)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app import audit
 from app.admin.blueprint import PAGE_SIZE, admin
 from app.db import db
 from app.emails import failed as failed_email
+from app.job_search import search_emails
 from app.jobs import control
 from app.jobs.listing import BadCursor, page
 from app.models import Email, Job
@@ -31,12 +32,16 @@ def failed_emails():
 @admin_required
 def emails():
     cursor = request.args.get("cursor") or None
+    q = request.args.get("q", "").strip()
+    query = failed_emails()
+    if q:
+        query = query.where(search_emails(q))
     try:
-        found = page(failed_emails(), cursor=cursor, limit=PAGE_SIZE, model=Email)
+        found = page(query, cursor=cursor, limit=PAGE_SIZE, model=Email)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest emails.")
     return render_template(
-        "admin/emails.html", emails=found.items, cursor=cursor, older=found.next_cursor
+        "admin/emails.html", emails=found.items, q=q, cursor=cursor, older=found.next_cursor
     )
 
 

@@ -22,6 +22,7 @@ MAX_BATCH = 1000
 # A batch's request body may be this large (every other request 1 MiB,
 # MAX_REQUEST_BYTES): a thousand emails of 8 KiB each, text and HTML.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+MAX_SEARCH = 200  # a search's q: a phrase someone remembers, not a document
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -157,7 +158,7 @@ class BulkActionRequest(Body):
     # A string (the body is strict), one of the job states.
     status: Annotated[JobStatus, Field(strict=False)] | None = None
     actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None
-    q: Annotated[str, *text_rules(max_length=200, single_line=True)] | None = None
+    q: Annotated[str, *text_rules(max_length=MAX_SEARCH, single_line=True)] | None = None
     group: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
 
 
@@ -174,5 +175,7 @@ class AuditQuery(BaseModel):
 class JobsQuery(BaseModel):
     status: JobStatus | None = None
     actor: Annotated[str, *text_rules(max_length=64, single_line=True)] | None = None
+    # Admins only (app/job_search.py): the id, error, arguments, an email's recipient and subject.
+    q: Annotated[str, *text_rules(max_length=MAX_SEARCH, single_line=True)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
     cursor: Annotated[str, AfterValidator(_cursor)] | None = None

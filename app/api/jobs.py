@@ -9,6 +9,7 @@ from app.api.spec import operation, respond
 from app.auth import owned_or_404, token_required
 from app.db import db
 from app.errors import ApiError
+from app.job_search import search
 from app.jobs import control
 from app.jobs.listing import page
 from app.models import Job as JobRow
@@ -26,15 +27,22 @@ def get_job(job_id: str):
 @api.get("/jobs")
 @token_required
 @operation(
-    "Jobs, newest first: a user's own, or all for an admin",
+    "Jobs, newest first: a user's own, or all for an admin, who may also search (q)",
     query=JobsQuery,
     responses={200: JobPage},
-    errors=(401, 422, 503),
+    errors=(401, 403, 422, 503),
 )
 def list_jobs(query: JobsQuery):
+    # The search looks in every job's errors and every email's recipient:
+    # refused outright to a user rather than quietly narrowed to their own jobs,
+    # so a script never mistakes "not allowed" for "nothing found".
+    if query.q is not None and not g.user.is_admin:
+        raise ApiError(403, "admins only")
     select = db.select(JobRow).options(selectinload(JobRow.recorded_attempts))
     if not g.user.is_admin:
         select = select.where(JobRow.user_id == g.user.id)
+    if query.q and query.q.strip():
+        select = select.where(search(query.q.strip()))
     if query.status:
         select = select.where(JobRow.status == query.status)
     if query.actor:
