@@ -138,6 +138,7 @@ def _rows(
         job = state.new_job_values(SEND_EMAIL, args=[], user_id=user_id)
         row = _email_values(job["id"], user_id, message, domain=domain)
         job["args"] = [row["id"]]
+        job["about"] = about(message.to, message.subject)
         first = index == 0
         in_batch = key is not None and len(messages) > 1
         row.update(
@@ -160,11 +161,12 @@ _INSERT_JOBS_AND_EMAILS = text(
     """
 WITH new_jobs AS (
     INSERT INTO jobs (id, user_id, actor, queue, args, status, progress, attempts,
-                      max_retries, series, retries, rescues, created_at, published_at)
+                      max_retries, series, retries, rescues, created_at, published_at, about)
     SELECT j.id, :user_id, :actor, :queue, json_build_array(j.email_id), :status, 0, 0,
-           :max_retries, :series, :retries, :rescues, j.created_at, :published_at
+           :max_retries, :series, :retries, :rescues, j.created_at, :published_at, j.about
     FROM unnest(CAST(:job_ids AS varchar[]), CAST(:ids AS varchar[]),
-                CAST(:job_created AS timestamptz[])) AS j(id, email_id, created_at)
+                CAST(:job_created AS timestamptz[]), CAST(:about AS text[]))
+        AS j(id, email_id, created_at, about)
 )
 INSERT INTO emails (id, user_id, job_id, "to", subject, body, html, message_id, attempts,
                     resend_rounds, idempotency_key, request_hash, batch_id, batch_index,
@@ -207,6 +209,7 @@ def _insert(jobs: list[dict], rows: list[dict]) -> outbox.Outgoing:
         published_at=sending.at,
         job_ids=[job["id"] for job in jobs],
         job_created=[job["created_at"] for job in jobs],
+        about=[job["about"] for job in jobs],
         ids=params.pop("id"),
     )
     params["status"] = str(params["status"])
@@ -249,8 +252,14 @@ def new_email(
         **_email_values(job.id, user_id, message, domain=_mail_domain(), attachment=attachment)
     )
     job.args = [email.id]
+    job.about = about(to, subject)
     db.session.add(email)
     return email, job
+
+
+def about(to: str, subject: str) -> str:
+    """What the admin search finds an email's job by: its recipient and subject."""
+    return f"{to} {subject}"
 
 
 def _by_idempotency_key(user_id: int, key: str, request_hash: str | None) -> list[Queued] | None:

@@ -88,6 +88,15 @@ class Job(Model):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
         Index("ix_jobs_actor_status_created", "actor", "status", "created_at", "id"),
+        # The admin overview (app/admin/overview.py): what finished in a window, and
+        # on PostgreSQL all it reads of each job (migration 0014).
+        Index(
+            "ix_jobs_finished",
+            "finished_at",
+            "actor",
+            "status",
+            postgresql_include=["attempts", "started_at", "created_at"],
+        ),
         # On PostgreSQL, migration 0005 also adds a trigram index for the admin search.
         # Partial: a state change writes an entry only where a row is admitted.
         Index(
@@ -156,6 +165,9 @@ class Job(Model):
     # The error's group, written with it: its actor, type and masked message
     # hashed (app/error_groups.py), so that grouping a million jobs reads an index.
     error_group: Mapped[str | None] = mapped_column(String(16))
+    # What people remember a job by beyond its arguments, for the admin search
+    # (app/job_search.py): an email job's recipient and subject, written with it.
+    about: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict | None] = mapped_column(JSON)
 
     # The attempts that ended otherwise than by succeeding; ``history`` has them all.
@@ -191,7 +203,11 @@ class JobAttempt(Model):
     """One row per attempt at a job, with how it ended."""
 
     __tablename__ = "job_attempts"
-    __table_args__ = (UniqueConstraint("job_id", "attempt"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        # The admin overview's retries per minute (app/admin/overview.py).
+        Index("ix_job_attempts_finished", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -248,7 +264,6 @@ class Email(Model):
         Index("ix_emails_user_created", "user_id", "created_at"),
         # The failed emails page, newest first (app/admin/emails.py).
         Index("ix_emails_created", "created_at", "id"),
-        # On PostgreSQL, migration 0013 also adds a trigram index for the admin search.
         # USER_EMAILS_PER_HOUR counts a user's own emails of the last hour here (app/quotas.py).
         Index("ix_emails_user_queued_created", "user_id", "user_queued", "created_at"),
         # A repeated batch's Idempotency-Key answers its emails in order (app/emails.py).

@@ -37,6 +37,7 @@ from app.models import Email, Job
 from tests.support.services import PostgresDatabase
 
 REPEAT = 40
+WAITING = ("queued", "retrying")  # never started (a retrying one's attempt is in job_attempts)
 STATUSES = (
     ["succeeded"] * 75
     + ["failed"] * 15
@@ -73,11 +74,13 @@ def fill(n: int, *, user_id: int) -> None:
     alice = n // 2 + 1 if (n // 2) % 5 == 0 else n // 2
     raw = db.engine.raw_connection()
     emails: list[tuple] = []
+    attempts: list[tuple] = []
     try:
         cursor = raw.cursor()
         columns = (
             "id, actor, queue, args, status, progress, attempts, max_retries, series,"
-            " created_at, published_at, finished_at, error_type, error_message, error_group"
+            " created_at, published_at, started_at, finished_at, error_type, error_message,"
+            " error_group, about"
         )
         with cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:
             for number in range(n):
@@ -95,11 +98,16 @@ def fill(n: int, *, user_id: int) -> None:
                 )
                 job_id = str(uuid.UUID(int=rng.getrandbits(128)))
                 argument = str(uuid.UUID(int=rng.getrandbits(128)))
+                started = created + timedelta(seconds=0.5) if status not in WAITING else None
+                about = None
                 if actor == "send_email":
                     to = ALICE if number == alice else f"user{number}@example.com"
                     subject = SUBJECTS[number % 7 % len(SUBJECTS)].format(n=number)
                     sent = finished if status == "succeeded" else None
                     emails.append((argument, user_id, job_id, to, subject, created, sent))
+                    about = f"{to} {subject}"  # as app/email_queue.py writes it
+                if error_type:  # the attempt that failed (the overview's "retried")
+                    attempts.append((job_id, created, error_type))
                 copy.write_row(
                     (
                         job_id,
@@ -113,11 +121,22 @@ def fill(n: int, *, user_id: int) -> None:
                         0,
                         created,
                         created,
+                        started,
                         finished,
                         error_type,
                         error_message,
                         error_group,
+                        about,
                     )
+                )
+        with cursor.copy(
+            "COPY job_attempts (job_id, attempt, started_at, finished_at, outcome, error_type)"
+            " FROM STDIN"
+        ) as copy:
+            for job_id, created, error_type in attempts:
+                start_s = created + timedelta(seconds=0.5)
+                copy.write_row(
+                    (job_id, 1, start_s, start_s + timedelta(seconds=1), "failed", error_type)
                 )
         columns = (
             'id, user_id, job_id, "to", subject, body, message_id, attempts, resend_rounds,'
@@ -149,6 +168,7 @@ def fill(n: int, *, user_id: int) -> None:
     connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     connection.execute(text("VACUUM ANALYZE jobs"))
     connection.execute(text("VACUUM ANALYZE emails"))
+    connection.execute(text("VACUUM ANALYZE job_attempts"))
     connection.close()
 
 
@@ -205,6 +225,8 @@ def main() -> None:
             "/admin/emails first page": "/admin/emails",
             "/admin/emails q=ALICE": f"/admin/emails?q={ALICE}",
             "/admin/emails q=invoice": "/admin/emails?q=invoice",
+            "overview /admin (full answer, no ETag)": "/admin",
+            "error groups /admin/errors": "/admin/errors",
         }
         calls = {
             "GET /api/jobs?q=ALICE": f"/api/jobs?q={ALICE}",

@@ -3,9 +3,9 @@ succeeded, failed for good and were retried, per minute and per actor; each
 queue's depth and its oldest waiting job; the time from enqueue to start.
 
 Every number comes from the job rows through bounded queries: the window's rows
-are grouped by minute in the database (an index on ``finished_at`` and one on
-the attempts' ``finished_at`` hold them), and the wait times from a bounded
-sample of the newest starts. The charts are drawn here, as SVG
+are grouped by minute in the database (an index on ``finished_at`` that holds
+what they read, and one on the attempts' ``finished_at``), and the wait times
+from a bounded sample of the newest finished jobs. The charts are drawn here, as SVG
 (``app/admin/charts.py``)."""
 
 from __future__ import annotations
@@ -120,12 +120,13 @@ def _as_datetime(value) -> datetime:
 
 
 def waits(since: datetime) -> list[tuple[datetime, float]]:
-    """(started at, seconds from enqueue to start) of the newest first attempts
-    that started since ``since``: a retry's wait is its backoff, not the queue's."""
+    """(started at, seconds from enqueue to start) of the newest jobs finished
+    since ``since`` in their first attempt: a retry's wait is its backoff, not
+    the queue's. Read from the finished jobs' index alone."""
     rows = db.session.execute(
         select(Job.started_at, Job.created_at)
-        .where(Job.started_at >= since, Job.attempts == 1)
-        .order_by(Job.started_at.desc())
+        .where(Job.finished_at >= since, Job.attempts == 1, Job.started_at.is_not(None))
+        .order_by(Job.finished_at.desc())
         .limit(WAIT_SAMPLE)
     )
     return [(started, (started - created).total_seconds()) for started, created in rows]

@@ -1,9 +1,12 @@
-"""indexes that let the failed emails page and the error groups read only what they show
+"""indexes that let the failed emails page, the error groups and the overview read only what they show
 
 The failed emails page walks emails newest first: without ``(created_at, id)``
 it sorted every unsent email on each view. The error groups count from their
 partial index alone once it also holds ``created_at`` and ``id`` (their first
 and last seen, and their sample job), instead of reading each failed job's row.
+The overview counts what finished in a window, and reads each finished job's
+wait, from ``ix_jobs_finished``, and the retried attempts from
+``ix_job_attempts_finished``.
 
 Revision ID: 0014
 Revises: 0013
@@ -36,10 +39,20 @@ def upgrade():
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_error_groups")
         _error_groups_index(batch_op, include=["created_at", "id"])
+        batch_op.create_index(
+            "ix_jobs_finished",
+            ["finished_at", "actor", "status"],
+            postgresql_include=["attempts", "started_at", "created_at"],
+        )
+    with op.batch_alter_table("job_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_job_attempts_finished", ["finished_at"])
 
 
 def downgrade():
+    with op.batch_alter_table("job_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_attempts_finished")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_finished")
         batch_op.drop_index("ix_jobs_error_groups")
         _error_groups_index(batch_op, include=[])
     with op.batch_alter_table("emails", schema=None) as batch_op:
