@@ -1,6 +1,6 @@
 """The admin's search, as one condition: the admin list, the API's ``q`` and a
-bulk action's ``q`` find the same jobs, and the failed emails page looks in the
-same text through each email's job.
+bulk action's ``q`` find the same jobs, and the failed emails page finds an
+email through its job.
 
 People remember an email by whom it went to and what it was about, not by its
 id, and an email job's arguments are only that id: so a job carries its
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnClause, ColumnElement, literal_column, or_
 
-from app.models import Email, Job
+from app.models import Job
 
 # What a search looks in, as one expression; migration 0013 indexes exactly this
 # text on PostgreSQL, so keep the two the same.
@@ -31,9 +31,3 @@ def search(q: str) -> ColumnElement[bool]:
     wildcards in ``q`` match themselves."""
     return or_(Job.id == q, SEARCH_TEXT.contains(q.lower(), autoescape=True))
 
-
-def search_emails(q: str) -> ColumnElement[bool]:
-    """For a query over emails joined to their jobs: the email whose id is
-    ``q``, or whose job ``search`` finds (its recipient, subject, error, or its
-    arguments, which hold the email's id)."""
-    return or_(Email.id == q, search(q))

@@ -85,7 +85,15 @@ class Job(Model):
         CheckConstraint(_status_in(JobStatus), name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
         Index("ix_jobs_created", "created_at", "id"),
-        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        # On PostgreSQL it also holds each job's queue: the overview's queue depths
+        # count the waiting jobs from it alone (migration 0014).
+        Index(
+            "ix_jobs_status_created",
+            "status",
+            "created_at",
+            "id",
+            postgresql_include=["queue"],
+        ),
         Index("ix_jobs_user_created", "user_id", "created_at", "id"),
         Index("ix_jobs_actor_status_created", "actor", "status", "created_at", "id"),
         # The admin overview (app/admin/overview.py): what finished in a window, and
@@ -206,7 +214,11 @@ class JobAttempt(Model):
     __table_args__ = (
         UniqueConstraint("job_id", "attempt"),
         # The admin overview's retries per minute (app/admin/overview.py).
-        Index("ix_job_attempts_finished", "finished_at"),
+        Index(
+            "ix_job_attempts_finished",
+            "finished_at",
+            postgresql_include=["job_id", "attempt", "outcome"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,8 +10,9 @@ from sqlalchemy.orm import contains_eager
 from app import audit
 from app.admin.blueprint import PAGE_SIZE, admin
 from app.db import db
+from app.emails import GAVE_UP
 from app.emails import failed as failed_email
-from app.job_search import search_emails
+from app.job_search import search
 from app.jobs import control
 from app.jobs.listing import BadCursor, page
 from app.models import Email, Job
@@ -28,14 +29,27 @@ def failed_emails():
     )
 
 
+def found_failed_emails(q: str):
+    """The failed emails whose job the admin search finds (``search``: the
+    job's text holds the email's recipient, subject and id, and its error).
+    An inner join with the search on the job alone, so that PostgreSQL can
+    take either way in: the trigram index for a rare address, the newest
+    emails in order for a common word. An email whose job was cleaned up has
+    nothing left to search and is not found."""
+    return (
+        select(Email)
+        .join(Job, Email.job_id == Job.id)
+        .options(contains_eager(Email.job))
+        .where(Email.sent_at.is_(None), Job.status.in_(GAVE_UP), search(q))
+    )
+
+
 @admin.get("/emails")
 @admin_required
 def emails():
     cursor = request.args.get("cursor") or None
     q = request.args.get("q", "").strip()
-    query = failed_emails()
-    if q:
-        query = query.where(search_emails(q))
+    query = found_failed_emails(q) if q else failed_emails()
     try:
         found = page(query, cursor=cursor, limit=PAGE_SIZE, model=Email)
     except BadCursor:

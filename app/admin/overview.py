@@ -41,48 +41,56 @@ class QueueDepth:
     oldest_queued: datetime | None
 
 
-def _minute(column, since: datetime):
-    """The whole minutes from ``since`` to ``column``, computed by the database."""
-    start = bindparam("since", since, type_=UTCDateTime)
+def _seconds(later, earlier):
+    """The seconds from ``earlier`` to ``later`` (columns or parameters),
+    computed by the database: rows come back as numbers, not timestamps."""
     if dialect() == "sqlite":
-        return func.cast((func.julianday(column) - func.julianday(start)) * 1440, db.Integer)
-    return func.floor(func.extract("epoch", column - start) / 60)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400
+    return func.extract("epoch", later - earlier)
 
 
-def outcomes_per_minute(since: datetime) -> dict[str, dict[str, dict[int, int]]]:
-    """{metric: {actor: {minute: count}}} since ``since``, for the metrics
-    succeeded, failed (for good) and retried (a failed attempt that was not its
-    job's last)."""
+def _bucket(column, since: datetime, minutes: int):
+    """Which bucket of ``minutes`` minutes from ``since`` ``column`` falls in,
+    as an integer computed by the database."""
+    seconds = _seconds(column, bindparam("since", since, type_=UTCDateTime))
+    return func.cast(func.floor(seconds / (60 * minutes)), db.Integer)
+
+
+def outcomes(since: datetime, minutes: int) -> dict[str, dict[str, dict[int, int]]]:
+    """{metric: {actor: {bucket: count}}} in buckets of ``minutes`` minutes from
+    ``since``, for the metrics succeeded, failed (for good) and retried (a
+    failed attempt that was not its job's last). Grouped by the database: a
+    row per actor, outcome and bucket comes back, never a row per job."""
     metrics: dict[str, dict[str, dict[int, int]]] = {
         "succeeded": defaultdict(dict),
         "failed": defaultdict(dict),
         "retried": defaultdict(dict),
     }
-    minute = _minute(Job.finished_at, since).label("minute")
+    bucket = _bucket(Job.finished_at, since, minutes).label("bucket")
     finished = db.session.execute(
-        select(Job.actor, Job.status, minute, func.count())
+        select(Job.actor, Job.status, bucket, func.count())
         .where(
             Job.finished_at >= since,
             Job.status.in_((JobStatus.SUCCEEDED, JobStatus.FAILED)),
         )
-        .group_by(Job.actor, Job.status, minute)
+        .group_by(Job.actor, Job.status, bucket)
     )
     for actor, status, at, n in finished:
-        metrics[status][actor][int(at)] = n
-    attempt_minute = _minute(JobAttempt.finished_at, since).label("minute")
+        metrics[status][actor][at] = n
+    attempt_bucket = _bucket(JobAttempt.finished_at, since, minutes).label("bucket")
     last_of_failed = and_(Job.status == JobStatus.FAILED, JobAttempt.attempt == Job.attempts)
     retried = db.session.execute(
-        select(Job.actor, attempt_minute, func.count())
+        select(Job.actor, attempt_bucket, func.count())
         .join(Job, Job.id == JobAttempt.job_id)
         .where(
             JobAttempt.finished_at >= since,
             JobAttempt.outcome == "failed",
             not_(last_of_failed),
         )
-        .group_by(Job.actor, attempt_minute)
+        .group_by(Job.actor, attempt_bucket)
     )
     for actor, at, n in retried:
-        metrics["retried"][actor][int(at)] = n
+        metrics["retried"][actor][at] = n
     return metrics
 
 
@@ -119,17 +127,17 @@ def _as_datetime(value) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def waits(since: datetime) -> list[tuple[datetime, float]]:
-    """(started at, seconds from enqueue to start) of the newest jobs finished
-    since ``since`` in their first attempt: a retry's wait is its backoff, not
-    the queue's. Read from the finished jobs' index alone."""
+def waits(since: datetime, recent: datetime) -> list[tuple[bool, float]]:
+    """(finished since ``recent``, seconds from enqueue to start) of the newest
+    jobs finished since ``since`` in their first attempt: a retry's wait is its
+    backoff, not the queue's. Read from the finished jobs' index alone."""
     rows = db.session.execute(
-        select(Job.started_at, Job.created_at)
+        select(Job.finished_at >= recent, _seconds(Job.started_at, Job.created_at))
         .where(Job.finished_at >= since, Job.attempts == 1, Job.started_at.is_not(None))
         .order_by(Job.finished_at.desc())
         .limit(WAIT_SAMPLE)
     )
-    return [(started, (started - created).total_seconds()) for started, created in rows]
+    return [(bool(is_recent), float(seconds)) for is_recent, seconds in rows]
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -140,16 +148,15 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
 
 
-def _series(per_actor: dict[str, dict[int, int]], *, start: int, buckets: int, size: int):
-    """{actor: [rate per minute in each bucket]} for ``buckets`` buckets of
-    ``size`` minutes from minute ``start``."""
+def _series(per_actor: dict[str, dict[int, int]], *, buckets: int, minutes: int):
+    """{actor: [rate per minute in each of ``buckets`` buckets]}, for the
+    actors with any."""
     series = {}
     for actor, counts in sorted(per_actor.items()):
         values = [0.0] * buckets
-        for minute, n in counts.items():
-            bucket = (minute - start) // size
+        for bucket, n in counts.items():
             if 0 <= bucket < buckets:
-                values[bucket] += n / size
+                values[bucket] = n / minutes
         if any(values):
             series[actor] = values
     return series
@@ -166,39 +173,37 @@ def overview():
 
 
 def _render(version: str, now: datetime, depths: list[QueueDepth]) -> str:
-    since = now - timedelta(minutes=DAY_MINUTES)
-    metrics = outcomes_per_minute(since)
-    sample = waits(since)
-    hour_ago = now - timedelta(hours=1)
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(minutes=DAY_MINUTES)
     windows = {
-        "hour": {"start": DAY_MINUTES - 60, "buckets": 60, "size": 1},
-        "day": {"start": 0, "buckets": DAY_MINUTES // DAY_BUCKET, "size": DAY_BUCKET},
+        "hour": (hour_ago, 1, 60),
+        "day": (day_ago, DAY_BUCKET, DAY_MINUTES // DAY_BUCKET),
     }
-    actors = sorted({actor for per_actor in metrics.values() for actor in per_actor})
+    counted = {window: outcomes(since, minutes) for window, (since, minutes, _) in windows.items()}
+    sample = waits(day_ago, hour_ago)
+    actors = sorted(
+        {actor for metrics in counted.values() for per in metrics.values() for actor in per}
+    )
     colors = charts.colors(actors)
     drawn = {
         window: {
             metric: charts.stacked_bars(
-                _series(per_actor, **shape), colors=colors, minutes_per_bar=shape["size"]
+                _series(per_actor, buckets=buckets, minutes=minutes),
+                colors=colors,
+                minutes_per_bar=minutes,
             )
-            for metric, per_actor in metrics.items()
+            for metric, per_actor in counted[window].items()
         }
-        for window, shape in windows.items()
+        for window, (_, minutes, buckets) in windows.items()
     }
     totals = {
         window: {
-            metric: sum(
-                n
-                for counts in per_actor.values()
-                for minute, n in counts.items()
-                if minute >= shape["start"]
-            )
+            metric: sum(n for counts in per_actor.values() for n in counts.values())
             for metric, per_actor in metrics.items()
         }
-        for window, shape in windows.items()
+        for window, metrics in counted.items()
     }
     wait = {
-        "hour": [seconds for started, seconds in sample if started >= hour_ago],
+        "hour": [seconds for recent, seconds in sample if recent],
         "day": [seconds for _, seconds in sample],
     }
     return render_template(
