@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import audit, auth, bulk_actions, seed
+from app import audit, auth, bulk_actions, queues, seed
 from app.db import db
 from app.jobs import control, outbox
 from app.jobs.listing import newest_first
@@ -137,6 +137,32 @@ def _follow(job_id: str):
             shown = time.monotonic()
             click.echo(f"  {job.status}, {job.progress}% done")
         time.sleep(FOLLOW_INTERVAL_S)
+
+
+@jobs_cli.command("pause")
+@click.argument("queue")
+def pause(queue: str) -> None:
+    """Pause QUEUE: no new attempt starts on it, on any worker, until it is resumed."""
+    try:
+        changed = queues.pause(queue)
+    except queues.UnknownQueue:
+        raise click.ClickException(f"no queue {queue}; the queues are {_queue_names()}") from None
+    click.echo(f"queue {queue} {'paused' if changed else 'was paused already'}")
+
+
+@jobs_cli.command("resume")
+@click.argument("queue")
+def resume(queue: str) -> None:
+    """Resume QUEUE: its waiting jobs are published again within a relay interval."""
+    try:
+        changed = queues.resume(queue)
+    except queues.UnknownQueue:
+        raise click.ClickException(f"no queue {queue}; the queues are {_queue_names()}") from None
+    click.echo(f"queue {queue} {'resumed' if changed else 'was not paused'}")
+
+
+def _queue_names() -> str:
+    return ", ".join(queues.known())
 
 
 @jobs_cli.command("relay")

@@ -104,6 +104,15 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp computed by a query (``min()`` over a ``CASE``, say), which
+    comes back without its column's type on SQLite (a string, no zone): as a
+    UTCDateTime column would read it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return UTCDateTime().process_result_value(value, db.engine.dialect)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

@@ -30,4 +30,3 @@ def search(q: str) -> ColumnElement[bool]:
     error, its arguments, or its email's recipient and subject. LIKE's
     wildcards in ``q`` match themselves."""
     return or_(Job.id == q, SEARCH_TEXT.contains(q.lower(), autoescape=True))
-

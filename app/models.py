@@ -456,3 +456,14 @@ class AuditEntry(Model):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[dict] = mapped_column(JSON)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class PausedQueue(Model):
+    """A queue an admin paused: while its row is here no attempt starts on it, on
+    any worker (the claim checks it in the database), and its jobs wait in the
+    database, not in RabbitMQ (``app/queues.py``)."""
+
+    __tablename__ = "paused_queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

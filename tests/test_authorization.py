@@ -1,7 +1,7 @@
 """Who may do what: every endpoint and page × anonymous, the owner ("user"),
 another user ("other") and an admin, with the status each must get.
 
-``{email}``, ``{job}``, ``{failed_job}``, ``{export}`` and ``{signed}`` are the
+``{email}``, ``{job}``, ``{failed_job}``, ``{export}``, ``{signed}`` and ``{queue}`` are the
 user's own; the API authenticates with each role's bearer token, the pages with
 each role's session (forms carry a CSRF token). Every route of the app is in
 the table: a new one fails ``test_the_matrix_covers_every_route`` until added."""
@@ -39,6 +39,9 @@ POST    /api/jobs/{job}/cancel                401        403   403    200
 POST    /api/jobs/bulk                        401        403   403    202
 GET     /api/errors                           401        403   403    200
 GET     /api/audit                            401        403   403    200
+GET     /api/queues                           401        403   403    200
+POST    /api/queues/{queue}/pause             401        403   403    200
+POST    /api/queues/{queue}/resume            401        403   403    200
 GET     /healthz                              200        200   200    200
 GET     /readyz                               200        200   200    200
 GET     /metrics                              200        200   200    200
@@ -60,6 +63,9 @@ GET     /admin/emails                         302        403   403    200
 POST    /admin/emails/resend                  302        403   403    303
 GET     /admin/errors                         302        403   403    200
 GET     /admin/audit                          302        403   403    200
+GET     /admin/queues                         302        403   403    200
+POST    /admin/queues/{queue}/pause           302        403   403    303
+POST    /admin/queues/{queue}/resume          302        403   403    303
 GET     /admin/schedules                      302        403   403    200
 """
 ROLES = ("anonymous", "user", "other", "admin")
@@ -107,6 +113,7 @@ def things(app, user, other_user, admin, stub_broker):
             "failed_job": failed.id,
             "export": export.id,
             "signed": signed,
+            "queue": "emails",
         }
 
 

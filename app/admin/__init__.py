@@ -1,5 +1,5 @@
 """The admin pages: the overview, jobs (with retry and cancel, one by one or in
-bulk), error groups, failed emails, the audit log, schedules."""
+bulk), error groups, failed emails, queues, the audit log, schedules."""
 
 from app.admin import (  # noqa: F401  (views register on import)
     audit_log,
@@ -7,6 +7,7 @@ from app.admin import (  # noqa: F401  (views register on import)
     errors,
     jobs,
     overview,
+    queue_page,
     schedules,
 )
 from app.admin.blueprint import admin

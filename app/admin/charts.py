@@ -35,7 +35,7 @@ def stacked_bars(
     width = WIDTH / buckets
     bars = []
     for i in range(buckets):
-        y = HEIGHT
+        y = float(HEIGHT)
         for name, values in series.items():
             if not values[i]:
                 continue

@@ -39,7 +39,7 @@ def errors():
     )
 
 
-def _tracebacks(job_ids: list[str]) -> dict[str, str]:
+def _tracebacks(job_ids: list[str]) -> dict[str, str | None]:
     """The newest recorded traceback of each sample job, in one query."""
     rows = db.session.execute(
         select(JobAttempt.job_id, JobAttempt.traceback)

@@ -20,7 +20,7 @@ from sqlalchemy import and_, bindparam, case, func, not_, select
 
 from app.admin import charts, live
 from app.admin.blueprint import admin
-from app.db import UTCDateTime, db, dialect, utcnow
+from app.db import UTCDateTime, as_utc, db, dialect, utcnow
 from app.models import Job, JobAttempt
 from app.states import JobStatus
 from app.web.session import admin_required
@@ -108,23 +108,15 @@ def queue_depths() -> list[QueueDepth]:
         .group_by(Job.queue)
         .order_by(Job.queue)
     ).all()
-    oldest_type = UTCDateTime()
     return [
         QueueDepth(
             queue=queue,
             queued=queued,
             retrying=retrying,
-            # min() over a CASE loses the column's type on SQLite: read it as the column would.
-            oldest_queued=oldest_type.process_result_value(_as_datetime(oldest), db.engine.dialect)
-            if oldest is not None
-            else None,
+            oldest_queued=as_utc(oldest),
         )
         for queue, queued, retrying, oldest in rows
     ]
-
-
-def _as_datetime(value) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def waits(since: datetime, recent: datetime) -> list[tuple[bool, float]]:

@@ -1,13 +1,22 @@
-"""The admin's API: bulk actions, error groups and the audit log."""
+"""The admin's API: bulk actions, error groups, the audit log and queues."""
 
 from __future__ import annotations
 
 from flask import g
 
-from app import audit, bulk_actions, error_groups
+from app import audit, bulk_actions, error_groups, queues
 from app.api.blueprint import api
 from app.api.input import AuditQuery, BulkActionRequest, ErrorsQuery
-from app.api.output import AuditEntry, AuditPage, BulkActionQueued, ErrorGroup, ErrorGroups
+from app.api.output import (
+    AuditEntry,
+    AuditPage,
+    BulkActionQueued,
+    ErrorGroup,
+    ErrorGroups,
+    QueuePaused,
+    QueueState,
+    QueueStates,
+)
 from app.api.spec import operation, respond
 from app.auth import token_required
 from app.errors import ApiError
@@ -78,3 +87,46 @@ def list_audit(query: AuditQuery):
             next_cursor=found.next_cursor,
         )
     )
+
+
+@api.get("/queues")
+@token_required
+@operation(
+    "Every queue: paused or not, its jobs queued, running, retrying and scheduled (admins)",
+    responses={200: QueueStates},
+    errors=(401, 403, 503),
+)
+def list_queues():
+    _admins_only()
+    return respond(QueueStates(items=[QueueState(**q.as_json()) for q in queues.states()]))
+
+
+@api.post("/queues/<name>/pause")
+@token_required
+@operation(
+    "Pause a queue: no new attempt starts on it until it is resumed (admins)",
+    responses={200: QueuePaused},
+    errors=(401, 403, 404, 503),
+)
+def pause_queue(name: str):
+    return _change_queue(name, queues.pause, paused=True)
+
+
+@api.post("/queues/<name>/resume")
+@token_required
+@operation(
+    "Resume a paused queue: its jobs are published again within a relay interval (admins)",
+    responses={200: QueuePaused},
+    errors=(401, 403, 404, 503),
+)
+def resume_queue(name: str):
+    return _change_queue(name, queues.resume, paused=False)
+
+
+def _change_queue(name: str, change, *, paused: bool):
+    _admins_only()
+    try:
+        change(name)
+    except queues.UnknownQueue:
+        raise ApiError(404, "no such queue") from None
+    return respond(QueuePaused(name=name, paused=paused))

@@ -176,6 +176,25 @@ class ErrorGroups(BaseModel):
     items: list[ErrorGroup]
 
 
+class QueuePaused(BaseModel):
+    name: str
+    paused: bool
+
+
+class QueueState(BaseModel):
+    name: str
+    paused: bool
+    queued: int
+    running: int
+    retrying: int
+    scheduled: int
+    oldest_queued_s: float | None
+
+
+class QueueStates(BaseModel):
+    items: list[QueueState]
+
+
 class AuditEntry(BaseModel):
     at: Time
     user: str | None

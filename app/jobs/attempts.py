@@ -46,7 +46,7 @@ from sqlalchemy import (
 
 from app.db import UTCDateTime, changed_rows, clock, db, dialect, utcnow
 from app.error_groups import group_of
-from app.jobs import kinds
+from app.jobs import kinds, pauses
 from app.jobs.errors import PermanentError
 from app.jobs.state import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS, JobNotFound
 from app.jobs.writes import Write, batched
@@ -201,6 +201,7 @@ def _claim_statement(name: str) -> Update:
             wanted.c.actor.is_(None) | (jobs.c.actor == wanted.c.actor),
             wanted.c.args.is_(None) | (cast(jobs.c.args, Text) == wanted.c.args),
             jobs.c.status.in_([str(status) for status in CLAIMABLE]),
+            pauses.not_paused(jobs.c.queue),
         )
         .values(
             status=JobStatus.RUNNING,
@@ -226,7 +227,8 @@ def _claim_alone(request: StartAttempt, now: datetime) -> Claim | None:
     """The request claimed nothing with the others: this very claim was
     committed by an earlier try whose commit reply was lost; or the job is
     ``running`` under an expired lease (its worker died) and is taken over; or
-    the message disagrees with the row; or the job is not runnable."""
+    the message disagrees with the row; or its queue is paused
+    (``app/jobs/pauses.py``: the job is parked); or the job is not runnable."""
     row = db.session.execute(
         select(*(JOBS.c[column] for column in CLAIM_COLUMNS)).where(
             Job.id == request.job_id, Job.claim == request.token, Job.status == JobStatus.RUNNING
@@ -234,7 +236,9 @@ def _claim_alone(request: StartAttempt, now: datetime) -> Claim | None:
     ).first()
     if row is not None:
         return _claim_of(row)
-    job = db.session.execute(select(Job.actor, Job.args).where(Job.id == request.job_id)).first()
+    job = db.session.execute(
+        select(Job.actor, Job.args, Job.queue).where(Job.id == request.job_id)
+    ).first()
     if job is None:
         raise JobNotFound(request.job_id)
     if request.actor not in (None, job.actor) or (
@@ -243,6 +247,11 @@ def _claim_alone(request: StartAttempt, now: datetime) -> Claim | None:
         raise MessageMismatch(
             f"the message for job {request.job_id} names another actor or arguments"
         )
+    if pauses.is_paused(job.queue):
+        # No new attempt, not even a take-over; a waiting job waits in the database.
+        if pauses.park(request.job_id, request.series):
+            logger.info("job %s parked: queue %s is paused", request.job_id, job.queue)
+        return None
     return _take_over(request, now)
 
 

@@ -12,7 +12,7 @@ import dramatiq
 from sqlalchemy import select
 
 from app.db import db
-from app.jobs import outbox
+from app.jobs import outbox, pauses
 from app.maintenance.service import Service, Summary
 from app.models import Job
 
@@ -44,7 +44,10 @@ def relay(*, limit: int = RUN_LIMIT, batch: int = BATCH) -> Summary:
 def _waiting(size: int) -> list[dramatiq.Message]:
     columns = [getattr(Job, name) for name in outbox.MESSAGE_COLUMNS]
     rows = db.session.execute(
-        select(*columns).where(outbox.unpublished()).order_by(Job.created_at, Job.id).limit(size)
+        select(*columns)
+        .where(outbox.unpublished(), pauses.not_paused(Job.queue))
+        .order_by(Job.created_at, Job.id)
+        .limit(size)
     )
     return [outbox.message_for_values(row._mapping) for row in rows]
 

@@ -39,7 +39,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from app.db import changed_rows, database_now, db
-from app.jobs import outbox
+from app.jobs import outbox, pauses
 from app.jobs.attempts import lease_is_live
 from app.jobs.broker import current_broker
 from app.maintenance.service import Service, Summary
@@ -77,7 +77,8 @@ def rescue_lost_jobs() -> Summary:
     lost: list[Job] = []
     idle: dict[str, bool] = {}
     for query in (expired_lease, overdue, stale):
-        for job in db.session.scalars(query.where(Job.queue.in_(serving)).limit(BATCH)):
+        waiting = query.where(Job.queue.in_(serving), pauses.not_paused(Job.queue))
+        for job in db.session.scalars(waiting.limit(BATCH)):
             if _backing_off(job, now, window):
                 continue
             if job.status != JobStatus.RUNNING and _may_be_waiting(job, claimed, idle, window):
