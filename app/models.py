@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -176,6 +177,9 @@ class Job(Model):
     # What people remember a job by beyond its arguments, for the admin search
     # (app/job_search.py): an email job's recipient and subject, written with it.
     about: Mapped[str | None] = mapped_column(Text)
+    # Set when a cancel reaches a running job whose kind can stop part way (an
+    # export): its attempt stops at its next progress write (``control.cancel``).
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     result: Mapped[dict | None] = mapped_column(JSON)
 
     # The attempts that ended otherwise than by succeeding; ``history`` has them all.

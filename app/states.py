@@ -34,6 +34,8 @@ class ExportStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Stopped by a cancel (queued, or running: at its next batch), with no file.
+    CANCELLED = "cancelled"
     # Succeeded, and its file has since been deleted by the cleanup.
     EXPIRED = "expired"
 

@@ -52,6 +52,7 @@ POST    /logout                               302        302   302    302
 GET     /                                     302        200   200    200
 GET     /exports.json                         302        200   200    200
 POST    /exports                              302        303   303    303
+POST    /exports/{export}/cancel              302        303   404    404
 GET     /exports/{export}/download            302        200   404    200
 GET     /admin                                302        403   403    200
 GET     /admin/jobs                           302        403   403    200

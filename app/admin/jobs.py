@@ -258,7 +258,8 @@ def job(job_id: str):
             arguments=json.dumps(found.args, indent=2, ensure_ascii=False),
             result=json.dumps(found.result, indent=2, ensure_ascii=False) if found.result else None,
             can_retry=found.status in RETRYABLE,
-            can_cancel=found.status in CANCELLABLE,
+            can_cancel=found.status in CANCELLABLE
+            or (found.status == JobStatus.RUNNING and kinds.of(found.actor).stops_when_cancelled),
         ),
     )
 
@@ -295,11 +296,14 @@ def cancel_job(job_id: str):
 
 def _change(job_id: str, name: str, action, done: str, verb: str, allowed: str):
     try:
-        action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))
+        status = action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))
     except control.JobNotFound:
         abort(404)
     except control.JobStateConflict as conflict:
         flash(f"Not {verb}: the job is {conflict.status}; only {allowed} jobs can be.", "error")
     else:
-        flash(done)
+        if status is JobStatus.RUNNING:  # a running export, asked to stop
+            flash("Cancel requested: the job stops at its next batch, within seconds.")
+        else:
+            flash(done)
     return redirect(url_for("admin.job", job_id=job_id), 303)

@@ -4,7 +4,7 @@ from sqlalchemy.orm import selectinload
 from app import audit
 from app.api.blueprint import api
 from app.api.input import JobsQuery
-from app.api.output import Job, JobChange, JobPage
+from app.api.output import CancelRequested, Job, JobChange, JobPage
 from app.api.spec import operation, respond
 from app.auth import owned_or_404, token_required
 from app.db import db
@@ -52,18 +52,18 @@ def list_jobs(query: JobsQuery):
     return respond(JobPage(items=items, next_cursor=found.next_cursor))
 
 
-def _admin_change(job_id: str, name: str, action, allowed: str) -> None:
+def _admin_change(job_id: str, name: str, action, allowed: str):
     """Run a job state change for an admin, recorded in the audit log, answering
     403, 404 or 409 when it cannot be made."""
     if not g.user.is_admin:
         raise ApiError(403, "admins only")
     try:
-        action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))
+        return action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))
     except control.JobNotFound:
         raise ApiError(404, "no such job") from None
     except control.JobStateConflict as conflict:
         raise ApiError(
-            409, f"only {allowed} jobs qualify; this one is {conflict.status}", job_id=job_id
+            409, f"only {allowed} qualify; this one is {conflict.status}", job_id=job_id
         ) from None
 
 
@@ -75,17 +75,22 @@ def _admin_change(job_id: str, name: str, action, allowed: str) -> None:
     errors=(401, 403, 404, 409, 503),
 )
 def retry_job(job_id: str):
-    _admin_change(job_id, "retry", control.retry, "failed or cancelled")
+    _admin_change(job_id, "retry", control.retry, "failed or cancelled jobs")
     return respond(JobChange(job_id=job_id, status=JobStatus.QUEUED), 202)
 
 
 @api.post("/jobs/<job_id>/cancel")
 @token_required
 @operation(
-    "Cancel a queued, retrying or failed job (admins)",
-    responses={200: JobChange},
+    "Cancel a queued, retrying or failed job; a running export stops within seconds (admins)",
+    responses={200: JobChange, 202: CancelRequested},
     errors=(401, 403, 404, 409, 503),
 )
 def cancel_job(job_id: str):
-    _admin_change(job_id, "cancel", control.cancel, "queued, retrying or failed")
+    allowed = "queued, retrying or failed jobs and running exports"
+    status = _admin_change(job_id, "cancel", control.cancel, allowed)
+    if status is JobStatus.RUNNING:
+        return respond(
+            CancelRequested(job_id=job_id, status=JobStatus.RUNNING, cancel_requested=True), 202
+        )
     return respond(JobChange(job_id=job_id, status=JobStatus.CANCELLED))

@@ -156,6 +156,14 @@ class JobChange(BaseModel):
     status: Literal[JobStatus.QUEUED, JobStatus.CANCELLED]
 
 
+class CancelRequested(BaseModel):
+    """A running export asked to stop: it ends ``cancelled`` within seconds."""
+
+    job_id: str
+    status: Literal[JobStatus.RUNNING]
+    cancel_requested: Literal[True]
+
+
 class BulkActionQueued(BaseModel):
     job_id: str
     status: Literal[JobStatus.QUEUED]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import quotas
@@ -28,11 +28,11 @@ from app.exports import files, links, pg_copy
 from app.exports.files import file_path  # noqa: F401  (app/api/exports.py serves it)
 from app.exports.writers import WRITERS
 from app.jobs import attempts, durable, outbox, outcomes, state
-from app.jobs.errors import PermanentError
+from app.jobs.errors import Cancelled, PermanentError
 from app.jobs.kinds import HOUR_MS, JobKind, subject_row
 from app.jobs.writes import one_at_a_time
 from app.models import Export, Job, Post, User, new_id
-from app.states import UNFINISHED_EXPORTS, ExportStatus
+from app.states import UNFINISHED_EXPORTS, ExportStatus, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ COLUMNS = ("id", "body", "created_at")
 
 class ExportNotFound(PermanentError, LookupError):
     """The message names an export that has no row; retrying cannot help."""
+
+
+class ExportCancelled(Cancelled):
+    """The export's job was cancelled while it ran: it stops here, with no file
+    and no email."""
+
+
+# What ``_succeed`` answers when a cancel came first: the file is not put in place.
+CANCEL_REQUESTED = object()
 
 
 class ExportAlreadyRunning(Exception):
@@ -93,12 +102,20 @@ def _unfinished(user_id: int, kind: str) -> Export | None:
     )
 
 
-def mark_failed(job_ids: Sequence[str]) -> None:
-    """The export's job failed for good or was cancelled."""
+def mark_given_up(job_ids: Sequence[str]) -> None:
+    """The export's job failed for good (the export failed) or was cancelled
+    (the export is cancelled), in the same transaction."""
+    job_status = select(Job.status).where(Job.id == Export.job_id).scalar_subquery()
     db.session.execute(
         update(Export)
         .where(Export.job_id.in_(job_ids), unfinished())
-        .values(status=ExportStatus.FAILED, finished_at=utcnow())
+        .values(
+            status=case(
+                (job_status == JobStatus.CANCELLED, ExportStatus.CANCELLED),
+                else_=ExportStatus.FAILED,
+            ),
+            finished_at=utcnow(),
+        )
     )
 
 
@@ -108,7 +125,10 @@ def mark_queued(job_ids: Sequence[str]) -> None:
     meanwhile: the unique index allows one unfinished export."""
     db.session.execute(
         update(Export)
-        .where(Export.job_id.in_(job_ids), Export.status == ExportStatus.FAILED)
+        .where(
+            Export.job_id.in_(job_ids),
+            Export.status.in_((ExportStatus.FAILED, ExportStatus.CANCELLED)),
+        )
         .values(status=ExportStatus.QUEUED, rows=None, finished_at=None)
     )
 
@@ -146,6 +166,8 @@ def run(export_id: str) -> None:
         size = partial.stat().st_size
         written = WrittenFile(export_id, claim, partial, rows=progress.rows, size=size, name=name)
         message = durable.write(_succeed, written)
+        if message is CANCEL_REQUESTED:
+            raise ExportCancelled(export_id)
     finally:
         partial.unlink(missing_ok=True)
     if message is not None:
@@ -187,10 +209,12 @@ def _succeed(written: WrittenFile):
     export_id, claim, partial = written.export_id, written.claim, written.partial
     if claim is not None:
         owner = db.session.execute(
-            select(Job.id).where(attempts.owned(claim)).with_for_update()
+            select(Job.cancel_requested).where(attempts.owned(claim)).with_for_update()
         ).first()
         if owner is None:
             return None
+        if owner.cancel_requested:  # the file is not put in place; the job ends cancelled
+            return CANCEL_REQUESTED
     changed = changed_rows(
         update(Export)
         .where(Export.id == export_id, Export.status == ExportStatus.RUNNING)
@@ -262,7 +286,9 @@ class _Progress:
         if now - self._last >= PROGRESS_INTERVAL_S and self.total and self.claim:
             self._last = now
             percent = min(99, self.rows * 100 // self.total)
-            durable.write(_report_progress, _RowsWritten(self.claim, percent, self.rows))
+            report = _RowsWritten(self.claim, percent, self.rows)
+            if durable.write(_report_progress, report):
+                raise ExportCancelled(self.claim.job_id)
 
 
 @dataclass(frozen=True)
@@ -273,10 +299,11 @@ class _RowsWritten:
 
 
 @one_at_a_time
-def _report_progress(report: _RowsWritten) -> None:
+def _report_progress(report: _RowsWritten) -> bool:
     """The job's progress and the export's rows written so far, in the one
     transaction (and commit) of the progress write, every PROGRESS_INTERVAL_S,
-    never per batch; only while the attempt still owns the job, as its progress."""
+    never per batch; only while the attempt still owns the job, as its progress.
+    Answers whether a cancel was requested meanwhile: the export stops there."""
     claim = report.claim
     outcomes.set_progress.one(outcomes.Progress(claim, report.percent))
     db.session.execute(
@@ -288,6 +315,8 @@ def _report_progress(report: _RowsWritten) -> None:
         )
         .values(rows=report.rows)
     )
+    asked = db.session.scalar(select(Job.cancel_requested).where(attempts.owned(claim)))
+    return bool(asked)
 
 
 def _delivery_email(export: Export):
@@ -317,7 +346,8 @@ RUN_EXPORT = JobKind(
     max_retries_setting="EXPORT_MAX_RETRIES",
     # A million rows take well under two hours; Dramatiq's default 10 minutes would cut them.
     time_limit_ms=2 * HOUR_MS,
-    on_given_up=mark_failed,
+    on_given_up=mark_given_up,
+    stops_when_cancelled=True,
     on_requeued=mark_queued,
     subject=lambda job: {"export": subject_row(Export, job)},
 )

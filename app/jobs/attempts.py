@@ -352,12 +352,19 @@ def owning_params(name: str, claim: Claim) -> dict:
 
 
 def fail(
-    claim: Claim, error: BaseException, *, retry_at: datetime | None, hooks: bool = True
+    claim: Claim,
+    error: BaseException,
+    *,
+    retry_at: datetime | None,
+    hooks: bool = True,
+    ending: JobStatus | None = None,
 ) -> bool:
     """Record a failed attempt; the job goes to ``retrying`` until ``retry_at``,
-    or to ``failed`` when there is none (and its kind's ``given_up`` hook runs,
-    unless ``hooks`` is false). False when the claim no longer owns the job."""
+    or to ``failed`` when there is none (``ending`` instead: ``cancelled`` for
+    an attempt that stopped at a cancel), and its kind's ``given_up`` hook runs,
+    unless ``hooks`` is false. False when the claim no longer owns the job."""
     now = utcnow()
+    ending = ending or JobStatus.FAILED
     error_type, message, trace = describe(error)
     # The attempt's row, from the job row while the claim still owns it; what
     # an attempt that lost its job did is the new owner's to record.
@@ -369,7 +376,7 @@ def fail(
                 Job.attempts,
                 Job.started_at,
                 literal(now, UTCDateTime()),
-                literal(str(JobStatus.FAILED)),
+                literal(str(ending)),
                 literal(error_type),
                 literal(message),
                 literal(trace),
@@ -377,7 +384,7 @@ def fail(
         )
     )
     if retry_at is None:
-        status = {"status": JobStatus.FAILED, "finished_at": now}
+        status = {"status": ending, "finished_at": now, "cancel_requested": False}
     else:
         status = {
             "status": JobStatus.RETRYING,
@@ -396,7 +403,7 @@ def fail(
     )
     if changed and retry_at is None and hooks:
         kinds.of(claim.actor).given_up([claim.job_id])
-    outcome = "failed" if retry_at is None else f"will retry at {retry_at.isoformat()}"
+    outcome = str(ending) if retry_at is None else f"will retry at {retry_at.isoformat()}"
     log(claim, f"{outcome}: {error_type}" if changed else "failed, but its lease was taken over")
     return bool(changed)
 

@@ -11,6 +11,7 @@ from itertools import islice
 from app.db import db, utcnow
 from app.jobs import outbox, state
 from app.jobs.state import JobNotFound, JobStateConflict
+from app.states import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +45,20 @@ def retry(job_id: str, *, also: AlsoWrite | None = None) -> None:
         state.conflict(job_id)
 
 
-def cancel(job_id: str, *, also: AlsoWrite | None = None) -> None:
-    """queued, retrying or failed → cancelled. Raises JobNotFound, or
-    JobStateConflict otherwise; ``also`` is written and committed either way."""
-    changed = state.cancel([job_id])
+def cancel(job_id: str, *, also: AlsoWrite | None = None) -> JobStatus:
+    """queued, retrying or failed → cancelled; a running job whose kind can stop
+    part way (an export) is asked to, and stops within seconds. Answers the
+    job's status: cancelled, or running with its cancel requested. Raises
+    JobNotFound, or JobStateConflict otherwise; ``also`` is written and
+    committed either way."""
+    cancelled = state.cancel([job_id])
+    requested = not cancelled and state.request_cancel(job_id)
     if also is not None:
-        also(changed)
+        also(cancelled or ([job_id] if requested else []))
     db.session.commit()
-    if not changed:
+    if not (cancelled or requested):
         state.conflict(job_id)
+    return JobStatus.RUNNING if requested else JobStatus.CANCELLED
 
 
 def retry_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tuple[int, int]:

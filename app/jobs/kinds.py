@@ -45,6 +45,9 @@ class JobKind:
     on_requeued: Hook | None = None
     # What the job works on, for the admin's job page: names and rows for its template.
     subject: Callable[[Job], Mapping[str, Any]] | None = None
+    # A running job of this kind can be cancelled: it stops at its next progress
+    # write (``Job.cancel_requested``). Not an email: SMTP cannot take one back.
+    stops_when_cancelled: bool = False
 
     @property
     def max_retries(self) -> int:

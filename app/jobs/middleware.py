@@ -151,7 +151,7 @@ class JobState(Middleware):
         outcome = outcomes.decide(claim, result=result, error=exception, policy=policy)
         still_owned = _record(outcome)
         if outcome.status is JobStatus.FAILED:
-            message.fail()
+            message.fail()  # a cancelled one is acknowledged: it is no dead letter
         elif outcome.status is JobStatus.RETRYING and still_owned:
             # Published only once ``retrying`` is committed, so the retry can never
             # start before its job says it may. Should the publish fail, the job

@@ -37,7 +37,7 @@ from app.jobs.attempts import (
     log,
     owned,
 )
-from app.jobs.errors import PermanentError
+from app.jobs.errors import Cancelled, PermanentError
 from app.jobs.writes import Write, batched, one_at_a_time
 from app.list_params import Rows, json_from_text, json_text
 from app.models import Job
@@ -79,7 +79,7 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Outcome:
     claim: Claim
-    status: JobStatus  # SUCCEEDED, RETRYING or FAILED
+    status: JobStatus  # SUCCEEDED, RETRYING, FAILED or CANCELLED
     result: Any = None
     error: BaseException | None = None
     retry_at: datetime | None = None
@@ -95,6 +95,10 @@ class Outcome:
         return cls(claim, JobStatus.FAILED, error=error)
 
     @classmethod
+    def cancelled(cls, claim: Claim, error: Cancelled) -> Outcome:
+        return cls(claim, JobStatus.CANCELLED, error=error)
+
+    @classmethod
     def retry(cls, claim: Claim, error: BaseException, *, delay_ms: int) -> Outcome:
         at = utcnow() + timedelta(milliseconds=delay_ms)
         return cls(claim, JobStatus.RETRYING, error=error, retry_at=at, delay_ms=delay_ms)
@@ -105,6 +109,8 @@ def decide(
 ) -> Outcome:
     if error is None:
         return Outcome.succeeded(claim, result)
+    if isinstance(error, Cancelled):  # it stopped because its job was cancelled
+        return Outcome.cancelled(claim, error)
     if isinstance(error, PermanentError):  # no retry can fix it
         return Outcome.failed(claim, error)
     if claim.retries >= claim.max_retries:
@@ -123,7 +129,10 @@ def _record(outcomes: Sequence[Outcome]) -> list[bool]:
             answers.append((outcome.claim.job_id, outcome.claim.token) in still_owned)
         else:
             assert outcome.error is not None
-            answers.append(fail(outcome.claim, outcome.error, retry_at=outcome.retry_at))
+            ending = JobStatus.CANCELLED if outcome.status is JobStatus.CANCELLED else None
+            answers.append(
+                fail(outcome.claim, outcome.error, retry_at=outcome.retry_at, ending=ending)
+            )
     return answers
 
 

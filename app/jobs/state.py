@@ -188,6 +188,23 @@ def cancel(job_ids: Sequence[str]) -> list[str]:
     return [row["id"] for row in rows]
 
 
+def request_cancel(job_id: str) -> bool:
+    """Ask a running job whose kind can stop part way to stop at its next
+    progress write; False when the job is not running or its kind cannot stop.
+    The caller commits."""
+    job = db.session.execute(select(Job.actor).where(Job.id == job_id)).first()
+    if job is None or not kinds.of(job.actor).stops_when_cancelled:
+        return False
+    asked = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(cancel_requested=True)
+    )
+    if asked.rowcount:  # type: ignore[attr-defined]
+        logger.info("job %s (%s): cancel requested while it runs", job_id, job.actor)
+    return bool(asked.rowcount)  # type: ignore[attr-defined]
+
+
 def _each_kind(rows: Sequence[RowMapping], hook: Callable[[JobKind, list[str]], None]) -> None:
     """Run a kind's hook once for each actor's jobs among ``rows``."""
     by_actor: dict[str, list[str]] = {}

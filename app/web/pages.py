@@ -1,7 +1,7 @@
 import hashlib
 from functools import wraps
 
-from flask import Response, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import (
     BigInteger,
     BindParameter,
@@ -20,8 +20,9 @@ from app.api.output import Email as EmailOut
 from app.api.output import Export as ExportOut
 from app.db import UTCDateTime, db, read_without_transaction
 from app.exports import service
+from app.jobs import control
 from app.models import EXPORT_FORMATS, Email, Export, Job
-from app.states import UNFINISHED_EXPORTS, EmailStatus
+from app.states import UNFINISHED_EXPORTS, EmailStatus, JobStatus
 from app.web.blueprint import web
 from app.web.session import login_required
 
@@ -173,6 +174,24 @@ def exports_json():
     )
     response.set_etag(version, weak=True)
     return response
+
+
+@web.post("/exports/<export_id>/cancel")
+@login_required
+def cancel_export(export_id: str):
+    """The user stops their own export: a queued one is cancelled at once, a
+    running one at its next batch (``control.cancel``)."""
+    export = db.session.get(Export, export_id)
+    if export is None or export.user_id != g.user.id or export.job_id is None:
+        abort(404)
+    try:
+        status = control.cancel(export.job_id)
+    except (control.JobNotFound, control.JobStateConflict):
+        flash("That export has already finished.", "error")
+    else:
+        stopping = status is JobStatus.RUNNING
+        flash("Export stopping: it ends within seconds." if stopping else "Export cancelled.")
+    return redirect(url_for("web.index")), 303
 
 
 @web.post("/exports")
