@@ -182,9 +182,11 @@ def cancel_export(export_id: str):
     """The user stops their own export: a queued one is cancelled at once, a
     running one at its next batch (``control.cancel``)."""
     export = db.session.get(Export, export_id)
-    if export is None or export.user_id != g.user.id or export.job_id is None:
+    if export is None or export.user_id != g.user.id:
         abort(404)
     try:
+        if export.job_id is None:  # its job was cleaned up: long finished
+            raise control.JobNotFound(export_id)
         status = control.cancel(export.job_id)
     except (control.JobNotFound, control.JobStateConflict):
         flash("That export has already finished.", "error")
