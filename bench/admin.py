@@ -164,7 +164,10 @@ def fill(n: int, *, user_id: int) -> None:
     finally:
         raw.close()
     # What autovacuum does soon after a bulk load in production: statistics, and
-    # the visibility map that lets counts run from the indexes alone.
+    # the visibility map that lets counts run from the indexes alone. No
+    # transaction of this process may stay open meanwhile: its snapshot would
+    # keep VACUUM from marking the new rows visible to all.
+    db.session.commit()
     connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     connection.execute(text("VACUUM ANALYZE jobs"))
     connection.execute(text("VACUUM ANALYZE emails"))
