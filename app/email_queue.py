@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as typed_as
 
@@ -21,7 +21,7 @@ from app.db import db, utcnow
 from app.emails import SEND_EMAIL, status
 from app.jobs import outbox, state
 from app.models import Email, new_id
-from app.states import EmailStatus
+from app.states import EmailStatus, JobStatus
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -31,9 +31,25 @@ class IdempotencyKeyReused(Exception):
 
 
 def request_hash(request: dict) -> str:
-    """What identifies a request for its idempotency key: its fields, canonically."""
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """What identifies a request for its idempotency key: its fields, canonically
+    (a time as ISO 8601). A field left out (``send_at``) is not part of it, so a
+    request hashes as it did before the field existed."""
+    canonical = json.dumps(
+        _without_unset(request), sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _without_unset(value):
+    if isinstance(value, dict):
+        return {
+            key: _without_unset(item)
+            for key, item in value.items()
+            if not (key == "send_at" and item is None)
+        }
+    if isinstance(value, list):
+        return [_without_unset(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,8 @@ class NewEmail:
     subject: str
     body: str
     html: str | None = None
+    # When to send it (aware, in the future): its job waits ``scheduled`` until then.
+    send_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,7 @@ def queue_emails(
         if existing is None:
             raise
         return existing, False
+    # A scheduled email is queued too, as its owner sees it (``emails.status``).
     return [Queued(row["job_id"], row["id"], EmailStatus.QUEUED) for row in rows], True
 
 
@@ -139,6 +158,8 @@ def _rows(
         row = _email_values(job["id"], user_id, message, domain=domain)
         job["args"] = [row["id"]]
         job["about"] = about(message.to, message.subject)
+        if message.send_at is not None:
+            job.update(status=JobStatus.SCHEDULED, scheduled_for=message.send_at)
         first = index == 0
         in_batch = key is not None and len(messages) > 1
         row.update(
@@ -161,12 +182,16 @@ _INSERT_JOBS_AND_EMAILS = text(
     """
 WITH new_jobs AS (
     INSERT INTO jobs (id, user_id, actor, queue, args, status, progress, attempts,
-                      max_retries, series, retries, rescues, created_at, published_at, about)
-    SELECT j.id, :user_id, :actor, :queue, json_build_array(j.email_id), :status, 0, 0,
-           :max_retries, :series, :retries, :rescues, j.created_at, :published_at, j.about
+                      max_retries, series, retries, rescues, created_at, published_at, about,
+                      scheduled_for)
+    SELECT j.id, :user_id, :actor, :queue, json_build_array(j.email_id), j.status, 0, 0,
+           :max_retries, :series, :retries, :rescues, j.created_at, j.published_at, j.about,
+           j.scheduled_for
     FROM unnest(CAST(:job_ids AS varchar[]), CAST(:ids AS varchar[]),
-                CAST(:job_created AS timestamptz[]), CAST(:about AS text[]))
-        AS j(id, email_id, created_at, about)
+                CAST(:job_created AS timestamptz[]), CAST(:about AS text[]),
+                CAST(:job_status AS varchar[]), CAST(:published AS timestamptz[]),
+                CAST(:scheduled_for AS timestamptz[]))
+        AS j(id, email_id, created_at, about, status, published_at, scheduled_for)
 )
 INSERT INTO emails (id, user_id, job_id, "to", subject, body, html, message_id, attempts,
                     resend_rounds, idempotency_key, request_hash, batch_id, batch_index,
@@ -199,20 +224,21 @@ def _insert(jobs: list[dict], rows: list[dict]) -> outbox.Outgoing:
         connection.execute(_INSERT_EMAILS, rows)
         return sending
     sending = outbox.outgoing(jobs)
-    first = jobs[0]  # every job of a batch has the same kind, user and state
+    first = jobs[0]  # every job of a batch has the same kind and user
     params: dict[str, Any] = {name: [row[name] for row in rows] for name in _EMAIL_ARRAYS}
     params.update(
-        {name: first[name] for name in ("user_id", "actor", "queue", "status", "max_retries")},
+        {name: first[name] for name in ("user_id", "actor", "queue", "max_retries")},
         series=first["series"],
         retries=first["retries"],
         rescues=first["rescues"],
-        published_at=sending.at,
         job_ids=[job["id"] for job in jobs],
         job_created=[job["created_at"] for job in jobs],
         about=[job["about"] for job in jobs],
+        job_status=[str(job["status"]) for job in jobs],
+        published=[job["published_at"] for job in jobs],
+        scheduled_for=[job.get("scheduled_for") for job in jobs],
         ids=params.pop("id"),
     )
-    params["status"] = str(params["status"])
     connection.execute(_INSERT_JOBS_AND_EMAILS, params)
     return sending
 

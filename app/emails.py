@@ -66,7 +66,7 @@ def status(email: Email) -> EmailStatus:
     job = email.job
     if job is None or job.status in GAVE_UP:
         return EmailStatus.FAILED
-    if job.status == JobStatus.QUEUED:
+    if job.status in (JobStatus.SCHEDULED, JobStatus.QUEUED):
         return EmailStatus.QUEUED
     return EmailStatus.SENDING
 

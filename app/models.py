@@ -122,6 +122,13 @@ class Job(Model):
             postgresql_where=text("unique_key IS NOT NULL"),
             sqlite_where=text("unique_key IS NOT NULL"),
         ),
+        # The scheduled jobs by when they are due: only they enter it.
+        Index(
+            "ix_jobs_scheduled",
+            "scheduled_for",
+            postgresql_where=text("status = 'scheduled'"),
+            sqlite_where=text("status = 'scheduled'"),
+        ),
         # The error groups (app/error_groups.py): only jobs with an error enter it,
         # and on PostgreSQL it holds all they read (migration 0014).
         Index(
@@ -169,6 +176,8 @@ class Job(Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a ``scheduled`` job is due: the relay queues it then (app/jobs/state.py).
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_type: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
     # The error's group, written with it: its actor, type and masked message

@@ -15,7 +15,7 @@ from app.jobs import kinds
 from app.models import Job, PausedQueue
 from app.states import JobStatus
 
-COUNTED = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
+COUNTED = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.SCHEDULED)
 
 
 class UnknownQueue(LookupError):
@@ -100,7 +100,7 @@ def states() -> list[QueueState]:
     names = list(dict.fromkeys([*known(), *sorted(paused)]))
     result = []
     for name in names:
-        queued, running, retrying, last = found.get(name, (0, 0, 0, None))
+        queued, running, retrying, scheduled, last = found.get(name, (0, 0, 0, 0, None))
         oldest = as_utc(last)
         result.append(
             QueueState(
@@ -109,7 +109,7 @@ def states() -> list[QueueState]:
                 queued=queued,
                 running=running,
                 retrying=retrying,
-                scheduled=0,
+                scheduled=scheduled,
                 oldest_queued_s=round((now - oldest).total_seconds(), 1) if oldest else None,
             )
         )

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    # Waiting in the database for its ``scheduled_for``; then queued by the relay.
+    SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -43,13 +45,13 @@ class ExportStatus(StrEnum):
 # A job a worker may claim: waiting for its first attempt or for its next one.
 CLAIMABLE = (JobStatus.QUEUED, JobStatus.RETRYING)
 # A job that will still run, or is running.
-UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
+UNFINISHED = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 # A job that will never run again unless someone asks.
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # A job that ended without succeeding: what "Retry" queues again.
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 # A job that has not started, or has given up: what "Cancel" stops.
-CANCELLABLE = (JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.FAILED)
+CANCELLABLE = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.FAILED)
 
 # An export whose file is still to be written.
 UNFINISHED_EXPORTS = (ExportStatus.QUEUED, ExportStatus.RUNNING)

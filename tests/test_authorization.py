@@ -59,6 +59,7 @@ GET     /admin/jobs                           302        403   403    200
 GET     /admin/jobs/{job}                     302        403   403    200
 POST    /admin/jobs/{failed_job}/retry        302        403   403    303
 POST    /admin/jobs/{job}/cancel              302        403   403    303
+POST    /admin/jobs/{job}/run-now             302        403   403    303
 POST    /admin/jobs/actions                   302        403   403    303
 GET     /admin/emails                         302        403   403    200
 POST    /admin/emails/resend                  302        403   403    303

@@ -294,6 +294,12 @@ def cancel_job(job_id: str):
     )
 
 
+@admin.post("/jobs/<job_id>/run-now")
+@admin_required
+def run_job_now(job_id: str):
+    return _change(job_id, "run_now", control.run_now, "Job queued now.", "run", "scheduled")
+
+
 def _change(job_id: str, name: str, action, done: str, verb: str, allowed: str):
     try:
         status = action(job_id, also=audit.Trail(name, {"job_ids": [job_id]}, size=1))

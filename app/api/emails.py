@@ -44,7 +44,11 @@ def create_email(body: EmailRequest, headers: EmailHeaders):
         queued, _ = email_queue.queue_email(
             user_id=g.user.id,
             message=email_queue.NewEmail(
-                to=body.to, subject=body.subject, body=body.body, html=body.html
+                to=body.to,
+                subject=body.subject,
+                body=body.body,
+                html=body.html,
+                send_at=body.send_at,
             ),
             idempotency_key=headers.idempotency_key,
             request_hash=email_queue.request_hash(body.model_dump()),
@@ -71,7 +75,9 @@ def create_email(body: EmailRequest, headers: EmailHeaders):
 )
 def create_email_batch(body: EmailBatchRequest, headers: EmailHeaders):
     messages = [
-        email_queue.NewEmail(to=m.to, subject=m.subject, body=m.body, html=m.html)
+        email_queue.NewEmail(
+            to=m.to, subject=m.subject, body=m.body, html=m.html, send_at=m.send_at
+        )
         for m in body.messages
     ]
     try:

@@ -4,11 +4,19 @@ as pydantic models. ``app/api/spec.py`` validates requests against them and
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from flask import request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from app import text
 from app.errors import ApiError
@@ -117,11 +125,47 @@ class PostRequest(Body):
     body: Annotated[str, *text_rules(max_length=MAX_POST, not_blank=True)]
 
 
+# How far ahead an email may be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
+def _iso_with_offset(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be a date-time string (ISO 8601 with a timezone offset)")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time with a timezone offset") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must carry its timezone offset, as 2026-12-03T09:00:00+01:00")
+    return parsed
+
+
+def _schedulable(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future")
+    if value > now + MAX_SCHEDULE_AHEAD:
+        raise ValueError(f"must be at most {MAX_SCHEDULE_AHEAD.days} days ahead")
+    return value.astimezone(UTC)
+
+
+# ISO 8601 with an offset ("2026-12-03T09:00:00+01:00"), in the future, at most 30 days ahead.
+SendAt = Annotated[
+    datetime,
+    BeforeValidator(_iso_with_offset),
+    AfterValidator(_schedulable),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
 class EmailRequest(Body):
     to: EmailAddress
     subject: Annotated[str, *text_rules(max_length=MAX_SUBJECT, single_line=True, not_blank=True)]
     body: Text
     html: Text | None = None
+    # Sent then instead of at once: the job waits ``scheduled`` in the database.
+    send_at: SendAt | None = None
 
 
 class EmailBatchRequest(Body):

@@ -99,6 +99,7 @@ class Job(BaseModel):
     started_at: Time | None
     finished_at: Time | None
     next_retry_at: Time | None
+    scheduled_for: Time | None
     error: ErrorSummary | None
     result: Any
     history: list[Attempt]
@@ -138,6 +139,7 @@ class Job(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             next_retry_at=job.next_retry_at,
+            scheduled_for=job.scheduled_for,
             error=error_summary(job.error_type, job.error_message, admin=admin, retrying=retrying)
             if job.error_type
             else None,

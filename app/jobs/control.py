@@ -8,9 +8,12 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 
+from sqlalchemy import select
+
 from app.db import db, utcnow
 from app.jobs import outbox, state
 from app.jobs.state import JobNotFound, JobStateConflict
+from app.models import Job
 from app.states import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -23,6 +26,7 @@ __all__ = [
     "cancel_many",
     "retry",
     "retry_many",
+    "run_now",
 ]
 
 # Jobs per transaction and per publish: big enough that a statement's and a
@@ -59,6 +63,22 @@ def cancel(job_id: str, *, also: AlsoWrite | None = None) -> JobStatus:
     if not (cancelled or requested):
         state.conflict(job_id)
     return JobStatus.RUNNING if requested else JobStatus.CANCELLED
+
+
+def run_now(job_id: str, *, also: AlsoWrite | None = None) -> None:
+    """scheduled → queued now, and published. Raises JobNotFound, or
+    JobStateConflict unless the job was scheduled; ``also`` is written either way."""
+    at = utcnow()
+    rows = state.run_now(job_id, published_at=at)
+    if also is not None:
+        also([row["id"] for row in rows])
+    outbox.commit_then_publish(outbox.Outgoing([outbox.message_for_values(r) for r in rows], at))
+    if not rows:
+        status = db.session.scalar(select(Job.status).where(Job.id == job_id))
+        db.session.rollback()
+        if status is None:
+            raise JobNotFound(job_id)
+        raise JobStateConflict(job_id, status)
 
 
 def retry_many(job_ids: Iterable[str], *, also: AlsoWrite | None = None) -> tuple[int, int]:

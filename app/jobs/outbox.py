@@ -81,9 +81,14 @@ def outgoing(jobs: list[dict[str, Any]]) -> Outgoing:
     messages, for a caller that inserts them itself in the current transaction
     (one statement with rows of its own); ``commit_then_publish`` hands them on."""
     at = utcnow()
+    ready = []
     for job in jobs:
-        job["published_at"] = at
-    return Outgoing([message_for_values(job) for job in jobs], at)
+        # A scheduled job has no message until it is due (the relay queues it then).
+        due = job["status"] != JobStatus.SCHEDULED
+        job["published_at"] = at if due else None
+        if due:
+            ready.append(message_for_values(job))
+    return Outgoing(ready, at)
 
 
 # Core, on the session's connection: the ORM's bulk INSERT of ``insert(Job)``

@@ -69,6 +69,7 @@ def new_job_values(
         "retries": 0,
         "rescues": 0,
         "created_at": utcnow(),
+        "scheduled_for": None,
     }
 
 
@@ -113,6 +114,41 @@ def _fail_unrunnable(request: Unrunnable) -> None:
 
 
 fail_unrunnable: Write[Unrunnable, None] = one_at_a_time(_fail_unrunnable)
+
+
+def queue_due(*, published_at: datetime, limit: int = 1000) -> list[RowMapping]:
+    """``scheduled`` → ``queued`` for up to ``limit`` jobs whose ``scheduled_for``
+    has come, oldest first, marked published ``at``; their
+    ``outbox.MESSAGE_COLUMNS``. One conditional UPDATE: of two schedulers at
+    once, one queues each job. The caller commits, then publishes."""
+    due = (
+        select(Job.id)
+        .where(Job.status == JobStatus.SCHEDULED, Job.scheduled_for <= published_at)
+        .order_by(Job.scheduled_for)
+        .limit(limit)
+    )
+    return list(
+        db.session.execute(
+            update(Job)
+            .where(Job.id.in_(due), Job.status == JobStatus.SCHEDULED)
+            .values(status=JobStatus.QUEUED, published_at=published_at)
+            .returning(*(getattr(Job, name) for name in outbox.MESSAGE_COLUMNS))
+        ).mappings()
+    )
+
+
+def run_now(job_id: str, *, published_at: datetime) -> list[RowMapping]:
+    """A scheduled job, queued now instead of when it is due, marked published
+    ``at``; its ``outbox.MESSAGE_COLUMNS``, or none when it was not scheduled.
+    The caller commits, then publishes."""
+    return list(
+        db.session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.SCHEDULED)
+            .values(status=JobStatus.QUEUED, scheduled_for=published_at, published_at=published_at)
+            .returning(*(getattr(Job, name) for name in outbox.MESSAGE_COLUMNS))
+        ).mappings()
+    )
 
 
 def requeue(job_ids: Sequence[str], *, published_at: datetime | None) -> list[RowMapping]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.jobs.kinds import JobKind
-from app.maintenance import cleanup, relay, rescue, resend
+from app.maintenance import cleanup, relay, rescue, resend, scheduled
 from app.maintenance.service import Service
 
 
@@ -53,9 +53,9 @@ class Schedule:
 SCHEDULES = (
     Schedule.of(resend.SERVICE),
     Schedule.of(cleanup.SERVICE),
-    # The rescue right after the relay, in one tick on RELAY_INTERVAL_S with one
-    # outcome ("ok: published 1, rescued 0").
-    Schedule.of(relay.SERVICE, rescue.SERVICE),
+    # The due scheduled jobs and the rescue right after the relay, in one tick on
+    # RELAY_INTERVAL_S with one outcome ("ok: published 1, scheduled_queued 0, rescued 0").
+    Schedule.of(relay.SERVICE, scheduled.SERVICE, rescue.SERVICE),
 )
 BY_NAME = {schedule.name: schedule for schedule in SCHEDULES}
 

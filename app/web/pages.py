@@ -61,7 +61,12 @@ def _export_row(export: Export) -> dict:
 
 
 def _email_row(email: Email) -> dict:
-    return EmailOut.from_row(email, admin=False).model_dump(mode="json")
+    row = EmailOut.from_row(email, admin=False).model_dump(mode="json")
+    # A scheduled email is queued as its owner sees it; the page says until when.
+    job = email.job
+    due = job.scheduled_for if job is not None and job.status == JobStatus.SCHEDULED else None
+    row["scheduled_for"] = due.isoformat() if due is not None else None
+    return row
 
 
 def _newest(columns, model, user_id):

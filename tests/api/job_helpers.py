@@ -22,6 +22,7 @@ JOB_FIELDS = {
     "started_at",
     "finished_at",
     "next_retry_at",
+    "scheduled_for",
     "error",
     "result",
     "history",

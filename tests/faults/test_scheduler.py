@@ -132,3 +132,37 @@ def test_job_whose_message_was_deleted_from_rabbitmq_is_rescued_and_runs_once(
         found = db.session.get(Job, job_id)
         assert (found.attempts, found.rescues) == (1, 0)  # claimed: the count starts again
     assert len(smtp_server.messages) == 1
+
+
+def test_a_scheduled_email_due_as_its_leader_is_killed_is_sent_once(
+    live_app, rabbit_broker, start_worker, start_scheduler, smtp_server
+):
+    # Given two schedulers and an email scheduled for a few seconds from now
+    start_worker()
+    schedulers = {s.process.pid: s for s in (start_scheduler() for _ in range(2))}
+    with live_app.app_context():
+        user = auth.create_user("sue@example.com", "pw")
+        token = auth.issue_token(user)
+    wait_until(lambda: _holder(live_app) is not None, timeout=15, message="a leader")
+    send_at = (utcnow() + timedelta(seconds=3)).isoformat()
+    response = live_app.test_client().post(
+        "/api/emails",
+        json={"to": "s@example.com", "subject": "s", "body": "b", "send_at": send_at},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 202, response.json
+    job_id = response.json["job_id"]
+
+    # When the leader is killed outright at the moment the email falls due
+    time.sleep(max(0.0, (datetime.fromisoformat(send_at) - utcnow()).total_seconds()))
+    leader_pid = int(_holder(live_app).split(":")[1])
+    schedulers.pop(leader_pid).signal(signal.SIGKILL)
+
+    # Then the other queues it, and it is sent once
+    def status() -> str:
+        with live_app.app_context():
+            return db.session.get(Job, job_id).status
+
+    wait_until(lambda: status() == "succeeded", timeout=30, message="sent")
+    time.sleep(2)  # room for a second copy, were one coming
+    assert [m["To"] for m in smtp_server.messages] == ["s@example.com"]

@@ -31,6 +31,7 @@ def test_every_module_of_the_folder_declares_one_service():
         "rescue",
         "resend_failed_emails",
         "cleanup",
+        "scheduled",
     }
 
 
