@@ -73,7 +73,10 @@ def test_relay_tick_publishes_waiting_jobs_and_records_the_outcome(app, rows, st
         outbox.commit_and_publish(job)
         app.extensions[EXTENSION] = stub_broker
         assert ticks.run_due("relay")
-        assert db.session.get(ScheduleState, "relay").last_outcome == "ok: published 1, scheduled_queued 0, rescued 0"
+        assert (
+            db.session.get(ScheduleState, "relay").last_outcome
+            == "ok: published 1, scheduled_queued 0, rescued 0"
+        )
         assert db.session.get(Job, job.id).published_at is not None
 
 
