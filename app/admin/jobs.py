@@ -102,28 +102,44 @@ class Filters:
         )
 
 
-def status_counts(filters: Filters) -> tuple[dict[str, int], bool]:
-    """How many jobs in each status match the actor and search filters, and
-    whether those are lower bounds. Exact counts of a million rows would cost a
-    full scan on every page view, so each count stops past COUNT_CAP (shown as
-    "1,000+"). With a search, one capped pass over the matches counts them all
-    (a pass per status would search six times); past the cap, the numbers are
-    lower bounds. One round trip either way."""
+@dataclass(frozen=True)
+class Counts:
+    """How many jobs in each status match the actor and search filters, whether
+    those are lower bounds, and, for a search with no more than COUNT_CAP
+    matches, the matching jobs' ids (the page is then read by key)."""
+
+    by_status: dict[str, int]
+    partial: bool
+    matched: list[str] | None = None
+
+
+def status_counts(filters: Filters) -> Counts:
+    """Exact counts of a million rows would cost a full scan on every page view,
+    so each count stops past COUNT_CAP (shown as "1,000+"). With a search, one
+    capped pass over the matches counts them all (a pass per status would
+    search six times); past the cap, the numbers are lower bounds. One round
+    trip either way."""
     where = filters.conditions(with_status=False)
     if filters.q:
-        matches = select(Job.status).where(*where).limit(COUNT_CAP + 1).subquery()
         rows = db.session.execute(
-            select(matches.c.status, func.count()).group_by(matches.c.status)
+            select(Job.id, Job.status).where(*where).limit(COUNT_CAP + 1)
         ).all()
-        counts = dict.fromkeys(JobStatus, 0) | {status: n for status, n in rows}
-        return counts, sum(counts.values()) > COUNT_CAP
+        counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
+        for _, status in rows:
+            counts[status] += 1
+        if len(rows) > COUNT_CAP:
+            return Counts(counts, partial=True)
+        wanted = [
+            job_id for job_id, status in rows if status == filters.status or not filters.status
+        ]
+        return Counts(counts, partial=False, matched=wanted)
     capped = [
         select(literal(status.value).label("status"), func.count().label("n")).select_from(
             select(Job.id).where(Job.status == status, *where).limit(COUNT_CAP + 1).subquery()
         )
         for status in JobStatus
     ]
-    return {status: n for status, n in db.session.execute(union_all(*capped))}, False
+    return Counts({status: n for status, n in db.session.execute(union_all(*capped))}, False)
 
 
 @admin.get("/jobs")
@@ -131,12 +147,17 @@ def status_counts(filters: Filters) -> tuple[dict[str, int], bool]:
 def jobs():
     filters = Filters.read(request.args)
     cursor = request.args.get("cursor") or None
-    query = select(Job).where(*filters.conditions())
+    counted = status_counts(filters)
+    counts, partial = counted.by_status, counted.partial
+    if counted.matched is not None:
+        # Every match is in hand: the page reads them by key, not by searching again.
+        query = select(Job).where(Job.id.in_(counted.matched))
+    else:
+        query = select(Job).where(*filters.conditions())
     try:
         found = page(query, cursor=cursor, limit=PAGE_SIZE)
     except BadCursor:
         abort(400, "That page link is not valid any more; start again from the newest jobs.")
-    counts, partial = status_counts(filters)
     retry_all = filters.retry_all_status
     cancel_all_count = sum(counts[status] for status in filters.cancel_all_statuses)
     # A job of an actor the app does not run is still found by searching.
