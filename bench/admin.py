@@ -175,10 +175,12 @@ def fill(n: int, *, user_id: int) -> None:
     connection.close()
 
 
-def timed(client, url: str, headers: dict | None = None) -> list[float]:
+def timed(client, url: str, headers: dict | None = None, before=None) -> list[float]:
     assert client.get(url, headers=headers).status_code == 200  # warm up
     samples = []
     for _ in range(REPEAT):
+        if before is not None:
+            before()
         started = time.perf_counter()
         response = client.get(url, headers=headers)
         samples.append((time.perf_counter() - started) * 1000)
@@ -228,7 +230,8 @@ def main() -> None:
             "/admin/emails first page": "/admin/emails",
             "/admin/emails q=ALICE": f"/admin/emails?q={ALICE}",
             "/admin/emails q=invoice": "/admin/emails?q=invoice",
-            "overview /admin (full answer, no ETag)": "/admin",
+            "overview /admin, its minute's first answer": "/admin",
+            "overview /admin, later answers that minute": "/admin",
             "error groups /admin/errors": "/admin/errors",
         }
         calls = {
@@ -241,8 +244,14 @@ def main() -> None:
         ]
         rows += [(name, url, token) for name, url in calls.items()]
         print(f"{'page':<48} {'median ms':>10} {'p95 ms':>8}")
+
+        def first_of_its_minute() -> None:
+            # The charts are computed once a minute per process: time that, not the copy.
+            app.extensions.pop("admin_overview", None)
+
         for name, url, headers in rows:
-            samples = timed(client, url, headers)
+            before = first_of_its_minute if "first answer" in name else None
+            samples = timed(client, url, headers, before)
             p95 = statistics.quantiles(samples, n=20)[-1]
             print(f"{name:<48} {statistics.median(samples):>10.1f} {p95:>8.1f}", flush=True)
         body = client.get(pages[f"search q={needle}"]).get_data(as_text=True)

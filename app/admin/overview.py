@@ -5,7 +5,9 @@ queue's depth and its oldest waiting job; the time from enqueue to start.
 Every number comes from the job rows through bounded queries: the window's rows
 are grouped by minute in the database (an index on ``finished_at`` that holds
 what they read, and one on the attempts' ``finished_at``), and the wait times
-from a bounded sample of the newest finished jobs. The charts are drawn here, as SVG
+from a bounded sample of the newest finished jobs. The charts of a minute are the
+same for every admin: each web process computes them once a minute; the queue
+depths are read on every answer (or a 304 while they and the minute stand). The charts are drawn here, as SVG
 (``app/admin/charts.py``)."""
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import and_, bindparam, case, func, not_, select
 
 from app.admin import charts, live
@@ -165,6 +167,29 @@ def overview():
 
 
 def _render(version: str, now: datetime, depths: list[QueueDepth]) -> str:
+    return render_template(
+        "admin/overview.html",
+        version=version,
+        now=now,
+        current=utcnow(),
+        depths=depths,
+        **minute_view(now),
+    )
+
+
+def minute_view(now: datetime) -> dict:
+    """The charts, totals and waits up to the minute ``now``: computed once a
+    minute in each web process, however many admins have the page open (a
+    view of a minute is the same for all of them)."""
+    cached = current_app.extensions.get("admin_overview")
+    if cached is not None and cached[0] == now:
+        return cached[1]
+    view = _minute_view(now)
+    current_app.extensions["admin_overview"] = (now, view)
+    return view
+
+
+def _minute_view(now: datetime) -> dict:
     hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(minutes=DAY_MINUTES)
     windows = {
         "hour": (hour_ago, 1, 60),
@@ -198,16 +223,11 @@ def _render(version: str, now: datetime, depths: list[QueueDepth]) -> str:
         "hour": [seconds for recent, seconds in sample if recent],
         "day": [seconds for _, seconds in sample],
     }
-    return render_template(
-        "admin/overview.html",
-        version=version,
-        now=now,
-        current=utcnow(),
-        charts=drawn,
-        totals=totals,
-        colors=colors,
-        depths=depths,
-        waits={
+    return {
+        "charts": drawn,
+        "totals": totals,
+        "colors": colors,
+        "waits": {
             window: {
                 "p50": percentile(values, 0.5),
                 "p95": percentile(values, 0.95),
@@ -215,5 +235,5 @@ def _render(version: str, now: datetime, depths: list[QueueDepth]) -> str:
             }
             for window, values in wait.items()
         },
-        sampled=len(sample) == WAIT_SAMPLE,
-    )
+        "sampled": len(sample) == WAIT_SAMPLE,
+    }
