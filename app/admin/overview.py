@@ -7,8 +7,8 @@ are grouped by minute in the database (an index on ``finished_at`` that holds
 what they read, and one on the attempts' ``finished_at``), and the wait times
 from a bounded sample of the newest finished jobs. The charts of a minute are the
 same for every admin: each web process computes them once a minute; the queue
-depths are read on every answer (or a 304 while they and the minute stand). The charts are drawn here, as SVG
-(``app/admin/charts.py``)."""
+depths are read on every answer (or a 304 while they and the minute stand). The
+charts are drawn here, as SVG (``app/admin/charts.py``)."""
 
 from __future__ import annotations
 
