@@ -1,8 +1,9 @@
 """In a real Chromium, with a real worker, RabbitMQ and PostgreSQL: after an SMTP
 outage, an admin sees the failures as one group on /admin/errors, retries the
 group (a confirmation says how many first), watches the bulk action's page move
-to the end live, finds the action in /admin/audit, cancels what is left through
-"Cancel all matching" and looks at the overview; "Resend all failed" on the
+to the end live, finds the action in /admin/audit, finds a job by its recipient,
+cancels queued jobs one by one and through "Cancel all matching", pauses and
+resumes a queue, and looks at the overview; "Resend all failed" on the
 failed emails page asks first too. Every page is photographed at
 1280 px and 420 px wide, and fits the narrow screen."""
 
@@ -123,23 +124,44 @@ def test_an_admin_retries_an_error_group_and_follows_the_bulk_action(
         assert "done 6" in row.inner_text()
         _photograph(page, "admin-audit")
 
-        # Cancel all matching: queued jobs, cancelled after confirmation
+        # The search finds an email's job by its recipient
+        page.goto(f"{server.url}/admin/jobs")
+        page.fill("input[name=q]", RECIPIENTS[3])
+        page.click("#filters button[type=submit]")
+        page.wait_for_url("**q=r3%40example.com**")
+        assert page.locator("#jobs tbody tr[data-id]").count() == 1
+        assert page.locator("#jobs tbody tr[data-id]").get_attribute("data-id") == job_ids[3]
+        _photograph(page, "admin-search")
+
+        # Cancel selected, then Cancel all matching (after confirmation) for queued jobs
         smtp_server.recorder.reply = "451 4.3.0 try again later"
         with live_app.app_context():
             waiting = [
                 Job(actor="send_email", queue="nowhere", args=["x"], status="queued")
-                for _ in range(3)
+                for _ in range(4)
             ]
             db.session.add_all(waiting)
             db.session.commit()
             waiting_ids = [job.id for job in waiting]
         page.goto(f"{server.url}/admin/jobs?status=queued")
         _photograph(page, "admin-jobs")
+        page.check(f'#jobs tr[data-id="{waiting_ids[0]}"] input[name=job_id]')
+        page.click("button[value=cancel]")
+        page.locator(".flash", has_text="Cancelled 1 job.").wait_for()
         page.click("#cancel-all")
         page.locator("h1", has_text="Cancel 3 jobs?").wait_for()
         page.click("#confirm")
         page.locator("#job-status.succeeded").wait_for(timeout=30_000)
-        assert _statuses(live_app, waiting_ids) == ["cancelled"] * 3
+        assert _statuses(live_app, waiting_ids) == ["cancelled"] * 4
+
+        # Pause and resume a queue from its page
+        page.goto(f"{server.url}/admin/queues")
+        page.click('#queues tr[data-queue="emails"] button')
+        page.locator(".flash", has_text="Queue emails paused").wait_for()
+        assert "paused" in page.locator('#queues tr[data-queue="emails"]').inner_text()
+        _photograph(page, "admin-queues")
+        page.click('#queues tr[data-queue="emails"] button')
+        page.locator(".flash", has_text="Queue emails resumed").wait_for()
 
         # The overview shows what happened in the last hour
         page.goto(f"{server.url}/admin")
@@ -152,4 +174,6 @@ def test_an_admin_retries_an_error_group_and_follows_the_bulk_action(
 
     with live_app.app_context():
         actions = db.session.query(AuditEntry.action).order_by(AuditEntry.id).all()
-        assert [a for (a,) in actions] == ["bulk_retry", "bulk_cancel"]
+        assert [a for (a,) in actions] == [
+            "bulk_retry", "cancel", "bulk_cancel", "pause_queue", "resume_queue"
+        ]  # fmt: skip
