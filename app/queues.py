@@ -4,7 +4,7 @@ What a pause does to the job system is in ``app/jobs/pauses.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -33,15 +33,7 @@ class QueueState:
     oldest_queued_s: float | None
 
     def as_json(self) -> dict:
-        return {
-            "name": self.name,
-            "paused": self.paused,
-            "queued": self.queued,
-            "running": self.running,
-            "retrying": self.retrying,
-            "scheduled": self.scheduled,
-            "oldest_queued_s": self.oldest_queued_s,
-        }
+        return asdict(self)
 
 
 def known() -> tuple[str, ...]:
@@ -74,11 +66,6 @@ def resume(name: str) -> bool:
     audit.record("resume_queue", {"queue": name}, {"was_paused": was_paused})
     db.session.commit()
     return was_paused
-
-
-def is_paused(name: str) -> bool:
-    _check(name)
-    return db.session.get(PausedQueue, name) is not None
 
 
 def states() -> list[QueueState]:
